@@ -1,0 +1,357 @@
+"""The agent-environment contract: a :class:`gymnasium.Env` whose action is the assistant's text.
+
+* action: one assistant message (``str``), see :class:`TextAction`;
+* observation: the chat messages the environment adds this turn, see :class:`ChatMessages`;
+* ``reset`` returns the opening messages (system prompt with tool schemas, then the task);
+* ``step`` returns ``(obs, reward, terminated, truncated, info)`` with ``info["reward_components"]``,
+  ``info["tool_calls"]``, ``info["error"]`` and ``info["turn"]``; the whole conversation is on
+  ``env.unwrapped.messages``. terminated: the task ended. truncated: a budget ran out.
+
+Subclasses describe a task; the base class owns parsing, validation, tool execution, budgets and
+bookkeeping. Override ``_reset_task`` and, as needed, ``_on_answer``, ``_on_tool_results``,
+``_on_no_call`` and ``oracle_action``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from rlvr.envs.parsers import ParsedAction, ToolCallParser, get_parser
+from rlvr.envs.tools import ToolResult, ToolSet, truncate_text
+from rlvr.errors import ConfigError, EpisodeStateError, ErrorKind, NoOracleError, StepError
+
+__all__ = ["AgentEnv", "TurnOutcome", "TextAction", "ChatMessages", "Message", "render_tool_prompt"]
+
+Message = dict[str, Any]
+
+ROLES = ("system", "user", "assistant", "tool")
+_SAMPLE_CHARS = (
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \n\t.,;:!?'\"{}[]()<>/\\_-+=*&^%$#@~`|"
+    "éüßøçñ日本語中文한국어Ωπ∑√∞😀🚀"
+)
+_SAMPLE_SNIPPETS = ("<tool_call>", "</tool_call>", "<answer>", "</answer>", '{"name": "', '"arguments": {', "}")
+
+
+def _sample_text(rng: np.random.Generator, max_length: int) -> str:
+    n = int(rng.integers(0, min(max_length, 64) + 1))
+    out: list[str] = []
+    while sum(map(len, out)) < n:
+        if rng.random() < 0.1:
+            out.append(_SAMPLE_SNIPPETS[int(rng.integers(len(_SAMPLE_SNIPPETS)))])
+        else:
+            out.append(_SAMPLE_CHARS[int(rng.integers(len(_SAMPLE_CHARS)))])
+    return "".join(out)[:max_length]
+
+
+class TextAction(gym.Space[str]):
+    """Any unicode string of at most ``max_length`` characters (unlike ``spaces.Text``, no charset)."""
+
+    def __init__(self, max_length: int = 32_768, seed: int | np.random.Generator | None = None) -> None:
+        if max_length <= 0:
+            raise ConfigError(f"max_length must be positive, got {max_length}")
+        self.max_length = int(max_length)
+        super().__init__(shape=None, dtype=None, seed=seed)
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        return _sample_text(self.np_random, self.max_length)
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and len(x) <= self.max_length
+
+    def __repr__(self) -> str:
+        return f"TextAction(max_length={self.max_length})"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, TextAction) and other.max_length == self.max_length
+
+
+def _valid_part(p: Any) -> bool:
+    if not isinstance(p, dict):
+        return False
+    if p.get("type") == "text":
+        return isinstance(p.get("text"), str)
+    if p.get("type") == "image":
+        return any(k in p for k in ("image", "url", "path"))
+    return False
+
+
+class ChatMessages(gym.Space[list]):
+    """A list of chat messages ``{"role": ..., "content": str | [parts]}``.
+
+    Content parts follow the Hugging Face / OpenAI convention: ``{"type": "text", "text": ...}`` or
+    ``{"type": "image", "image"|"url"|"path": ...}``. Extra keys (``name``, ``tool_call_id``) are allowed.
+    """
+
+    def __init__(self, max_messages: int = 64, seed: int | np.random.Generator | None = None) -> None:
+        self.max_messages = max_messages
+        super().__init__(shape=None, dtype=None, seed=seed)
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def sample(self, mask: Any = None, probability: Any = None) -> list[Message]:
+        n = int(self.np_random.integers(1, 4))
+        return [
+            {"role": ROLES[int(self.np_random.integers(len(ROLES)))], "content": _sample_text(self.np_random, 256)}
+            for _ in range(n)
+        ]
+
+    def contains(self, x: Any) -> bool:
+        if not isinstance(x, list) or len(x) > self.max_messages:
+            return False
+        for m in x:
+            if not isinstance(m, dict) or m.get("role") not in ROLES:
+                return False
+            c = m.get("content")
+            if not (isinstance(c, str) or (isinstance(c, list) and all(_valid_part(p) for p in c))):
+                return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"ChatMessages(max_messages={self.max_messages})"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, ChatMessages) and other.max_messages == self.max_messages
+
+
+@dataclass(slots=True)
+class TurnOutcome:
+    """What a task hook returns: messages to add, named reward terms, and whether the task ended."""
+
+    messages: list[Message] = field(default_factory=list)
+    reward_components: dict[str, float] = field(default_factory=dict)
+    terminated: bool = False
+    error: StepError | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def render_tool_prompt(instructions: str, tools: ToolSet, answer_hint: str | None = None) -> str:
+    """A system prompt: the task instructions, the tool schemas and the call / answer format (Hermes style)."""
+    parts = [instructions.strip()]
+    if len(tools):
+        schemas = "\n".join(json.dumps(s, ensure_ascii=False) for s in tools.schemas())
+        parts.append(
+            "# Tools\n\nYou may call one or more functions. The function signatures are inside <tools></tools>:\n"
+            f"<tools>\n{schemas}\n</tools>\n\n"
+            "To call a function, write a JSON object with its name and arguments inside <tool_call></tool_call> tags:\n"
+            '<tool_call>\n{"name": "<function-name>", "arguments": {<args-json-object>}}\n</tool_call>'
+        )
+    parts.append(answer_hint or "When you are done, give your final answer inside <answer></answer> tags.")
+    return "\n\n".join(parts)
+
+
+class AgentEnv(gym.Env[list, str]):
+    """Base class of every rlvr environment.
+
+    Args:
+        max_turns: assistant turns before the episode is truncated.
+        max_obs_chars: each observation message is cut to this many characters (visible marker).
+        max_obs_tokens: optional token budget per observation message; needs ``token_counter``.
+        token_counter: ``str -> int`` used with ``max_obs_tokens`` (for example a tokenizer's length).
+        tool_timeout_s: wall-clock limit per tool call (``None`` runs tools inline without a limit).
+        max_episode_seconds: wall-clock budget for a whole episode (``None``: unlimited); exceeding it truncates.
+        max_action_chars: longer actions are refused with an error observation.
+        invalid_penalty: magnitude of the ``format`` / ``tool_validity`` penalties for malformed turns.
+        reward_weights: weights applied to ``info["reward_components"]`` to form the scalar reward
+            (missing names weigh 1.0; a weight of 0 keeps the term logged but out of the reward).
+        parser: ``"hermes"`` (default), ``"json"`` or an object with ``parse(text) -> ParsedAction``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+    env_id: ClassVar[str] = "rlvr/Agent-v0"
+    version: ClassVar[int] = 0
+    family: ClassVar[str] = "base"
+    description: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        max_turns: int = 16,
+        max_obs_chars: int | None = 8_000,
+        max_obs_tokens: int | None = None,
+        token_counter: Callable[[str], int] | None = None,
+        tool_timeout_s: float | None = 30.0,
+        max_episode_seconds: float | None = None,
+        max_action_chars: int = 32_768,
+        invalid_penalty: float = 0.1,
+        reward_weights: dict[str, float] | None = None,
+        parser: str | ToolCallParser = "hermes",
+        render_mode: str | None = None,
+    ) -> None:
+        if max_turns < 1:
+            raise ConfigError(f"max_turns must be >= 1, got {max_turns}")
+        if max_obs_tokens is not None and token_counter is None:
+            raise ConfigError("max_obs_tokens needs token_counter (e.g. lambda s: len(tokenizer(s).input_ids))")
+        if render_mode not in (None, "ansi"):
+            raise ConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.max_turns = max_turns
+        self.max_obs_chars = max_obs_chars
+        self.max_obs_tokens = max_obs_tokens
+        self.token_counter = token_counter
+        self.max_episode_seconds = max_episode_seconds
+        self.invalid_penalty = invalid_penalty
+        self.reward_weights = dict(reward_weights or {})
+        self.parser = get_parser(parser)
+        self.render_mode = render_mode
+        self.action_space = TextAction(max_action_chars)
+        self.observation_space = ChatMessages()
+        self.tools = ToolSet(timeout_s=tool_timeout_s)
+        self.messages: list[Message] = []
+        self.turn = 0
+        self._done = True
+        self._started = 0.0
+
+    # ----------------------------------------------------------------- task hooks (override)
+    def _reset_task(self, options: dict[str, Any]) -> tuple[list[Message], dict[str, Any]]:
+        """Start a task with ``self.np_random``; return the opening messages and info with ``task_id``."""
+        raise NotImplementedError
+
+    def _on_answer(self, answer: str) -> TurnOutcome:
+        """Score a final answer. Default: end the episode with no reward."""
+        return TurnOutcome(terminated=True)
+
+    def _on_tool_results(self, results: list[ToolResult]) -> dict[str, float]:
+        """Extra reward components after this turn's tool calls ran (for example progress)."""
+        return {}
+
+    def _on_no_call(self, text: str) -> TurnOutcome:
+        """An action with neither a tool call nor an answer. Default: error observation, episode continues."""
+        err = StepError(
+            ErrorKind.NO_ACTION,
+            "No tool call or answer found. Call a tool with <tool_call>{\"name\": ..., \"arguments\": {...}}</tool_call> "
+            "or finish with <answer>...</answer>.",
+        )
+        return TurnOutcome([{"role": "user", "content": err.message}], {"format": -self.invalid_penalty}, error=err)
+
+    def oracle_action(self) -> str:
+        """The gold next action from the current state (used by the oracle agent)."""
+        raise NoOracleError(f"{type(self).__name__} has no oracle; implement oracle_action() to provide one")
+
+    @property
+    def dataset_hash(self) -> str | None:
+        """A hash identifying the task data / corpus, recorded with every trajectory."""
+        return None
+
+    @property
+    def image_digest(self) -> str | None:
+        """The container image digest used by this environment, if any."""
+        return None
+
+    # ----------------------------------------------------------------- gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[list[Message], dict]:
+        super().reset(seed=seed)
+        messages, info = self._reset_task(dict(options or {}))
+        if "task_id" not in info:
+            raise ConfigError(f"{type(self).__name__}._reset_task must put 'task_id' in info")
+        self.messages = [dict(m) for m in messages]
+        self.turn = 0
+        self._done = False
+        self._started = time.monotonic()
+        return [dict(m) for m in messages], info
+
+    def step(self, action: str) -> tuple[list[Message], float, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise EpisodeStateError("the episode has ended (or never started); call reset() before step()")
+        if not isinstance(action, str):
+            raise TypeError(f"action must be the assistant's text (str), got {type(action).__name__}")
+        self.turn += 1
+        self.messages.append({"role": "assistant", "content": action})
+        components = {"format": 0.0, "tool_validity": 0.0}
+        calls: list[dict[str, Any]] = []
+        if len(action) > self.action_space.max_length:
+            err = StepError(
+                ErrorKind.ACTION_TOO_LONG,
+                f"Your message has {len(action)} characters; at most {self.action_space.max_length} are accepted.",
+            )
+            outcome = TurnOutcome([{"role": "user", "content": err.message}], {"format": -self.invalid_penalty}, error=err)
+        else:
+            parsed = self.parser.parse(action)
+            calls = [c.to_dict() for c in parsed.calls]
+            if parsed.answer is not None and not parsed.errors:
+                outcome = self._on_answer(parsed.answer)
+            elif parsed.calls or parsed.errors:
+                outcome = self._run_calls(parsed)
+            else:
+                outcome = self._on_no_call(action)
+        components.update(outcome.reward_components)
+        obs = [self._fit(m) for m in outcome.messages]
+        self.messages.extend(obs)
+        terminated = bool(outcome.terminated)
+        truncated = not terminated and (
+            self.turn >= self.max_turns
+            or (self.max_episode_seconds is not None and time.monotonic() - self._started > self.max_episode_seconds)
+        )
+        self._done = terminated or truncated
+        reward = float(sum(self.reward_weights.get(k, 1.0) * v for k, v in components.items()))
+        info = {
+            "reward_components": components,
+            "tool_calls": calls,
+            "error": outcome.error.to_dict() if outcome.error else None,
+            "turn": self.turn,
+            **outcome.info,
+        }
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return "\n".join(f"[{m['role']}] {m['content'] if isinstance(m['content'], str) else m['content']!r}" for m in self.messages)
+
+    # ----------------------------------------------------------------- internals
+    def _run_calls(self, parsed: ParsedAction) -> TurnOutcome:
+        messages: list[Message] = []
+        first_error: StepError | None = parsed.errors[0] if parsed.errors else None
+        for e in parsed.errors:
+            messages.append({"role": "tool", "name": "parse_error", "content": f"Error: {e.message}"})
+        results: list[ToolResult] = []
+        for call in parsed.calls:
+            res = self.tools.execute(call)
+            results.append(res)
+            messages.append({"role": "tool", "name": call.name, "content": res.content})
+            if res.error and first_error is None:
+                first_error = res.error
+        invalid = sum(r.error is not None and r.error.kind in (ErrorKind.UNKNOWN_TOOL, ErrorKind.INVALID_ARGUMENTS) for r in results)
+        total = len(parsed.calls) + len(parsed.errors)
+        components = {
+            "format": -self.invalid_penalty if parsed.errors else 0.0,
+            "tool_validity": -self.invalid_penalty * (invalid + len(parsed.errors)) / max(1, total) or 0.0,
+        }
+        components.update(self._on_tool_results(results))
+        return TurnOutcome(messages, components, error=first_error, info={"tool_errors": [r.error.to_dict() for r in results if r.error]})
+
+    def _fit(self, message: Message) -> Message:
+        content = message.get("content")
+        if isinstance(content, str):
+            text = truncate_text(content, self.max_obs_chars)
+            if self.max_obs_tokens is not None and self.token_counter is not None:
+                n = self.token_counter(text)
+                while n > self.max_obs_tokens and len(text) > 64:
+                    text = truncate_text(text, int(len(text) * self.max_obs_tokens / n * 0.95))
+                    n = self.token_counter(text)
+            if text is not content:
+                message = {**message, "content": text}
+        return message
+
+
+def oracle_sequence(env: AgentEnv, seed: int | None = None, max_steps: int | None = None) -> Sequence[str]:
+    """Run the env's oracle from ``reset(seed)`` to the end and return the actions (handy for tests and SFT data)."""
+    env.reset(seed=seed)
+    actions: list[str] = []
+    for _ in range(max_steps or env.max_turns):
+        a = env.oracle_action()
+        actions.append(a)
+        _, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            break
+    return actions

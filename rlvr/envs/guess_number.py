@@ -1,0 +1,118 @@
+"""rlvr/GuessNumber-v0: find a secret integer with a ``guess`` tool that answers higher / lower.
+
+Small, self-contained and fast: the reference environment for tests, the demo and the trainer.
+
+Reward components per turn:
+  * ``progress``: the fraction of the remaining uncertainty (in bits) the guess removed,
+    ``(log2 |I_before| - log2 |I_after|) / log2 |I_0|`` where I is the set of numbers still possible;
+  * ``outcome``: 1.0 for a correct ``<answer>``, 0.0 for a wrong one (terminal turn);
+  * ``format`` / ``tool_validity``: penalties for malformed turns (from the base class).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rlvr.envs.core import AgentEnv, Message, TurnOutcome, render_tool_prompt
+from rlvr.envs.tools import Tool, ToolResult
+from rlvr.errors import ConfigError
+
+
+class GuessNumberEnv(AgentEnv):
+    """Guess an integer in ``[low, high]``; each ``guess`` says higher, lower or correct.
+
+    Args:
+        low, high: the inclusive range of the secret.
+        max_turns: turn budget (default: enough for binary search plus two).
+        **kwargs: budgets and options of :class:`~rlvr.envs.core.AgentEnv`.
+    """
+
+    env_id = "rlvr/GuessNumber-v0"
+    family = "game"
+    description = "Find a secret integer with a higher/lower guess tool; progress rewards per guess."
+
+    def __init__(self, low: int = 1, high: int = 100, max_turns: int | None = None, **kwargs: Any) -> None:
+        if not isinstance(low, int) or not isinstance(high, int) or low >= high:
+            raise ConfigError(f"need integers low < high, got low={low!r}, high={high!r}")
+        self.low, self.high = low, high
+        default_turns = math.ceil(math.log2(high - low + 1)) + 2
+        super().__init__(max_turns=max_turns or default_turns, **kwargs)
+        self.tools.add(
+            Tool(
+                "guess",
+                "Guess the secret number. Returns 'higher' if the secret is larger, 'lower' if smaller, 'correct' if equal.",
+                {
+                    "type": "object",
+                    "properties": {"number": {"type": "integer", "description": "your guess"}},
+                    "required": ["number"],
+                    "additionalProperties": False,
+                },
+                self._guess,
+                timeout_s=None,  # pure arithmetic: run inline
+            )
+        )
+        self.secret = low
+        self.lo, self.hi = low, high
+
+    @property
+    def dataset_hash(self) -> str:
+        return f"range:{self.low}-{self.high}"
+
+    def _reset_task(self, options: dict[str, Any]) -> tuple[list[Message], dict[str, Any]]:
+        self.secret = int(options.get("secret", self.np_random.integers(self.low, self.high + 1)))
+        if not self.low <= self.secret <= self.high:
+            raise ConfigError(f"options['secret'] must lie in [{self.low}, {self.high}], got {self.secret}")
+        self.lo, self.hi = self.low, self.high
+        system = render_tool_prompt(
+            f"You are playing a number-guessing game. The secret is an integer between {self.low} and {self.high} "
+            "inclusive. Use the guess tool; it replies higher, lower or correct.",
+            self.tools,
+            "When you know the number, reply with <answer>NUMBER</answer>.",
+        )
+        user = f"Find the secret number between {self.low} and {self.high}."
+        info = {"task_id": f"guess-{self.low}-{self.high}-{self.secret}", "answer": str(self.secret)}
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}], info
+
+    def _guess(self, number: int) -> str:
+        if number < self.secret:
+            self.lo = max(self.lo, number + 1)
+            return "higher"
+        if number > self.secret:
+            self.hi = min(self.hi, number - 1)
+            return "lower"
+        self.lo = self.hi = number
+        return "correct"
+
+    def _on_tool_results(self, results: list[ToolResult]) -> dict[str, float]:
+        # progress is computed from the interval before and after this turn's guesses
+        before = self._interval_before
+        after = self.hi - self.lo + 1
+        total = math.log2(self.high - self.low + 1)
+        return {"progress": (math.log2(before) - math.log2(after)) / total}
+
+    def step(self, action: str):
+        self._interval_before = self.hi - self.lo + 1
+        obs, reward, terminated, truncated, info = super().step(action)
+        info["reward_components"].setdefault("progress", 0.0)
+        info["reward_components"].setdefault("outcome", 0.0)
+        return obs, reward, terminated, truncated, info
+
+    def _on_answer(self, answer: str) -> TurnOutcome:
+        try:
+            value = int(answer.strip())
+        except ValueError:
+            return TurnOutcome(
+                [{"role": "user", "content": f"Your answer {answer!r} is not an integer. The game is over."}],
+                {"outcome": 0.0},
+                terminated=True,
+            )
+        won = value == self.secret
+        text = "Correct!" if won else f"Wrong: the secret was {self.secret}."
+        return TurnOutcome([{"role": "user", "content": text}], {"outcome": 1.0 if won else 0.0}, terminated=True)
+
+    def oracle_action(self) -> str:
+        if self.lo == self.hi:
+            return f"<answer>{self.lo}</answer>"
+        mid = (self.lo + self.hi) // 2
+        return f'<tool_call>{{"name": "guess", "arguments": {{"number": {mid}}}}}</tool_call>'

@@ -1,0 +1,74 @@
+"""Exceptions and typed error causes.
+
+Exception tree (everything rlvr raises on purpose derives from :class:`RLVRError`)::
+
+    RLVRError
+    ├── ConfigError (also ValueError)   bad configuration or keyword arguments; raised before work starts
+    ├── ModelLoadError                  a model or tokenizer could not be located, verified or loaded
+    ├── AgentError                      an agent backend failed (server down, bad response, timeouts exhausted)
+    ├── NoOracleError                   an environment has no gold action for its current state
+    └── EpisodeStateError (also RuntimeError)  step() after the episode ended, or before reset()
+
+Problems caused by *model output* are never raised: they become error observations inside the
+episode and an :class:`ErrorKind` recorded in ``info["error"]``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Iterable
+
+
+class RLVRError(Exception):
+    """Base class of every exception rlvr raises on purpose."""
+
+
+class ConfigError(RLVRError, ValueError):
+    """Invalid configuration or keyword argument."""
+
+
+class ModelLoadError(RLVRError):
+    """A model or tokenizer could not be located, verified or loaded."""
+
+
+class AgentError(RLVRError):
+    """An agent backend failed to produce an action."""
+
+
+class NoOracleError(RLVRError):
+    """The environment cannot provide a gold action for its current state."""
+
+
+class EpisodeStateError(RLVRError, RuntimeError):
+    """The episode is not in a state that allows this call."""
+
+
+class ErrorKind(StrEnum):
+    """Typed cause of a malformed or failed action, recorded in ``info["error"]["kind"]``."""
+
+    PARSE = "parse_error"  # a tool call that is not valid JSON or has the wrong shape
+    UNKNOWN_TOOL = "unknown_tool"
+    INVALID_ARGUMENTS = "invalid_arguments"
+    TOOL_EXCEPTION = "tool_exception"
+    TOOL_TIMEOUT = "tool_timeout"
+    NO_ACTION = "no_action"  # neither a tool call nor an answer
+    ACTION_TOO_LONG = "action_too_long"
+
+
+@dataclass(frozen=True, slots=True)
+class StepError:
+    """One typed failure inside a turn: the cause and a message meant for the model."""
+
+    kind: ErrorKind
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": str(self.kind), "message": self.message}
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
