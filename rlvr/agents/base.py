@@ -1,0 +1,152 @@
+"""The agent protocol and the simple agents (scripted, random, oracle).
+
+An agent maps the conversation so far to the next assistant message::
+
+    class MyAgent:
+        def act(self, messages: list[dict]) -> str: ...
+
+That is all a custom agent needs. Agents that generate many conversations at once also define
+``act_batch(batch) -> list[Generation]``; agents that need the environment itself (the oracle)
+define ``bind(env) -> Agent``, called once per environment instance by the rollout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from rlvr.errors import AgentError, ConfigError
+
+__all__ = ["Agent", "Generation", "ScriptedAgent", "RandomAgent", "OracleAgent", "generate", "agent_id"]
+
+Messages = list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Generation:
+    """One generated assistant message, with its tokens when the backend exposes them."""
+
+    text: str
+    prompt_ids: list[int] | None = None
+    completion_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+    finish_reason: str | None = None
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """Anything with ``act(messages) -> str``."""
+
+    def act(self, messages: Messages) -> str: ...
+
+
+def agent_id(agent: Any) -> tuple[str | None, str | None]:
+    """``(model_id, chat_template_hash)`` of an agent, when it has them."""
+    return getattr(agent, "model_id", None), getattr(agent, "chat_template_hash", None)
+
+
+def generate(agent: Any, batch: Sequence[Messages]) -> list[Generation]:
+    """Ask ``agent`` for one message per conversation, batched when it supports ``act_batch``."""
+    if hasattr(agent, "act_batch"):
+        out = list(agent.act_batch(list(batch)))
+    else:
+        out = [agent.act(m) for m in batch]
+    if len(out) != len(batch):
+        raise AgentError(f"{type(agent).__name__} returned {len(out)} actions for {len(batch)} conversations")
+    gens = []
+    for g in out:
+        if isinstance(g, str):
+            g = Generation(g)
+        if not isinstance(g, Generation):
+            raise AgentError(f"{type(agent).__name__} must return str or Generation, got {type(g).__name__}")
+        gens.append(g)
+    return gens
+
+
+class ScriptedAgent:
+    """Replays a fixed list of actions, one per turn; the same script for every conversation.
+
+    The turn index is the number of assistant messages already in the conversation. After the script
+    runs out it repeats ``default`` (or raises when ``default`` is None).
+    """
+
+    model_id = "scripted"
+
+    def __init__(self, actions: Iterable[str], default: str | None = None) -> None:
+        self.actions = list(actions)
+        self.default = default
+
+    def act(self, messages: Messages) -> str:
+        k = sum(m.get("role") == "assistant" for m in messages)
+        if k < len(self.actions):
+            return self.actions[k]
+        if self.default is None:
+            raise AgentError(f"ScriptedAgent has {len(self.actions)} actions but was asked for turn {k + 1}")
+        return self.default
+
+
+class RandomAgent:
+    """Random actions: a random call to one of the tools in the system prompt, random text, or a random answer.
+
+    A baseline and a fuzzer for environments (its outputs are often malformed on purpose).
+    """
+
+    model_id = "random"
+
+    def __init__(self, seed: int | None = None, p_malformed: float = 0.2) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.p_malformed = p_malformed
+
+    def act(self, messages: Messages) -> str:
+        import json
+        import re
+
+        system = next((m["content"] for m in messages if m.get("role") == "system" and isinstance(m.get("content"), str)), "")
+        tools = []
+        for line in re.findall(r"^\{.*\}$", system, flags=re.M):
+            try:
+                tools.append(json.loads(line)["function"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        r = self.rng.random()
+        if r < self.p_malformed:
+            return "<tool_call>{not json" if self.rng.random() < 0.5 else "I am not sure."
+        if tools and r < 0.85:
+            spec = tools[int(self.rng.integers(len(tools)))]
+            args = {}
+            for name, p in spec.get("parameters", {}).get("properties", {}).items():
+                t = p.get("type")
+                args[name] = int(self.rng.integers(0, 100)) if t in ("integer", "number") else (
+                    bool(self.rng.integers(2)) if t == "boolean" else "x" * int(self.rng.integers(1, 6))
+                )
+            return f"<tool_call>{json.dumps({'name': spec['name'], 'arguments': args})}</tool_call>"
+        return f"<answer>{int(self.rng.integers(0, 100))}</answer>"
+
+
+class _BoundOracle:
+    model_id = "oracle"
+
+    def __init__(self, env: Any) -> None:
+        self.env = env.unwrapped
+
+    def act(self, messages: Messages) -> str:
+        return self.env.oracle_action()
+
+
+class OracleAgent:
+    """The gold solution of each environment (``env.oracle_action()``): gold calls, patch, plan or box.
+
+    Stateless until bound: the rollout calls :meth:`bind` once per environment instance.
+    """
+
+    model_id = "oracle"
+
+    def bind(self, env: Any) -> _BoundOracle:
+        if not hasattr(env.unwrapped, "oracle_action"):
+            raise ConfigError(f"{type(env.unwrapped).__name__} has no oracle_action()")
+        return _BoundOracle(env)
+
+    def act(self, messages: Messages) -> str:
+        raise AgentError("OracleAgent must be bound to an environment first: agent.bind(env).act(messages)")

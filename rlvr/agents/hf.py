@@ -1,0 +1,162 @@
+"""``HFAgent``: batched generation with transformers, returning exact token ids and log-probs."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Sequence
+
+from rlvr.agents.base import Generation, Messages
+from rlvr.agents.trajectory import text_hash
+from rlvr.errors import ConfigError
+
+__all__ = ["HFAgent"]
+
+
+class HFAgent:
+    """A transformers causal LM as an agent.
+
+    ``act_batch`` renders each conversation with the tokenizer's chat template
+    (``add_generation_prompt=True``), left-pads the batch and generates. Each :class:`Generation`
+    carries ``prompt_ids`` (what the model was given), ``completion_ids`` (exactly what it generated,
+    the end-of-turn token included, padding excluded) and ``logprobs`` of those tokens under the
+    sampling distribution ``softmax(logits / temperature)``.
+
+    Args:
+        model: ``"smollm2"`` (default), a hub id or path, or a loaded ``PreTrainedModel``.
+        tokenizer: needed when ``model`` is an object.
+        max_new_tokens: generation budget per turn.
+        temperature: 0 means greedy decoding.
+        top_p: nucleus sampling (log-probs then ignore the truncation of the tail).
+        batch_size: conversations per ``generate`` call.
+        max_context: prompt + completion token limit; longer prompts return an empty generation with
+            ``finish_reason="context_overflow"`` (the rollout truncates that episode).
+        seed: sampling seed (applied in a forked RNG; global RNG state is left alone).
+        device: where to load the model when given by name.
+    """
+
+    def __init__(
+        self,
+        model: Any = "smollm2",
+        tokenizer: Any = None,
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.7,
+        top_p: float = 1.0,
+        batch_size: int = 16,
+        max_context: int | None = None,
+        seed: int | None = None,
+        device: str | None = None,
+    ) -> None:
+        if temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {temperature}")
+        if not 0 < top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+        if isinstance(model, str):
+            from rlvr.agents.models import load_model
+
+            self.model_id = model
+            model, tokenizer = load_model(model, device=device)
+        else:
+            if tokenizer is None:
+                raise ConfigError("HFAgent(model=<object>) also needs tokenizer=")
+            self.model_id = getattr(model, "name_or_path", None) or type(model).__name__
+        self.model, self.tokenizer = model, tokenizer
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.batch_size = batch_size
+        cfg_ctx = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        self.max_context = max_context or cfg_ctx or 8192
+        self.seed = seed
+        self._calls = 0
+        self.chat_template_hash = text_hash(getattr(tokenizer, "chat_template", None))
+        self.eos_ids = self._eos_ids()
+
+    def _eos_ids(self) -> set[int]:
+        ids = set()
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        for x in (gen_eos, self.tokenizer.eos_token_id):
+            if isinstance(x, int):
+                ids.add(x)
+            elif isinstance(x, (list, tuple)):
+                ids.update(int(i) for i in x)
+        return ids
+
+    def encode(self, messages: Messages) -> list[int]:
+        """The prompt ids for one conversation (chat template with the generation prompt)."""
+        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(out, dict) or hasattr(out, "input_ids"):
+            out = out["input_ids"]
+        return list(out)
+
+    def act(self, messages: Messages) -> str:
+        return self.act_batch([messages])[0].text
+
+    def act_batch(self, batch: Sequence[Messages]) -> list[Generation]:
+        prompts = [self.encode(m) for m in batch]
+        results: list[Generation | None] = [None] * len(prompts)
+        todo = []
+        for i, p in enumerate(prompts):
+            if len(p) + 1 > self.max_context:
+                results[i] = Generation("", p, [], [], "context_overflow")
+            else:
+                todo.append(i)
+        for start in range(0, len(todo), self.batch_size):
+            idx = todo[start : start + self.batch_size]
+            for i, g in zip(idx, self._generate([prompts[i] for i in idx])):
+                results[i] = g
+        return results  # type: ignore[return-value]
+
+    def _generate(self, prompts: list[list[int]]) -> list[Generation]:
+        import torch
+
+        device = next(self.model.parameters()).device
+        width = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        attn = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            input_ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            attn[i, width - len(p) :] = 1
+        budget = min(self.max_new_tokens, self.max_context - width)
+        sample = self.temperature > 0
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=max(1, budget),
+            do_sample=sample,
+            pad_token_id=pad,
+            eos_token_id=sorted(self.eos_ids) or None,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
+        if sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        self._calls += 1
+        rng = contextlib.nullcontext()
+        if self.seed is not None:
+            devices = [device.index or 0] if device.type == "cuda" else []
+            rng = torch.random.fork_rng(devices=devices)
+        with rng, torch.no_grad():
+            if self.seed is not None:
+                torch.manual_seed(self.seed * 1_000_003 + self._calls)
+            out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attn.to(device), **kwargs)
+        new = out.sequences[:, width:].cpu()
+        logits = torch.stack(out.logits, dim=1).float().cpu()  # [B, T, V]
+        if sample:
+            logits = logits / self.temperature
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        gens = []
+        for i, p in enumerate(prompts):
+            ids = new[i].tolist()
+            n, reason = len(ids), "length"
+            for j, t in enumerate(ids):
+                if t in self.eos_ids:
+                    n, reason = j + 1, "stop"
+                    break
+            comp = ids[:n]
+            text = self.tokenizer.decode(comp, skip_special_tokens=True)
+            gens.append(Generation(text, list(p), comp, [float(x) for x in logp[i, :n]], reason))
+        return gens

@@ -1,0 +1,180 @@
+"""Trajectory records: what the policy saw and generated, token for token, and what the env returned.
+
+Trajectories serialise to JSON Lines, one episode per line, appended (and flushed to disk) as each
+episode finishes, so a crash loses at most the episodes in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["Turn", "Trajectory", "ReproRecord", "TrajectoryWriter", "read_trajectories", "text_hash"]
+
+
+def text_hash(text: str | None) -> str | None:
+    """Short sha256 of a text (chat templates, corpora) for reproducibility records."""
+    if text is None:
+        return None
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class ReproRecord:
+    """Everything needed to reproduce an episode."""
+
+    env_id: str
+    env_version: int | None
+    seed: int | None
+    package_version: str
+    dataset_hash: str | None = None
+    image_digest: str | None = None
+    model_id: str | None = None
+    chat_template_hash: str | None = None
+
+
+@dataclass(slots=True)
+class Turn:
+    """One assistant action and the environment's answer.
+
+    ``prompt_ids`` are the tokens the policy was given for this turn, ``completion_ids`` exactly the
+    tokens it generated (end-of-turn token included when generated) and ``logprobs`` their log-probs
+    under the rollout policy. Token fields are ``None`` for agents that do not expose tokens.
+    """
+
+    index: int
+    action: str
+    observation: list[dict[str, Any]]
+    reward: float
+    reward_components: dict[str, float]
+    terminated: bool = False
+    truncated: bool = False
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, str] | None = None
+    prompt_ids: list[int] | None = None
+    completion_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Trajectory:
+    """A whole episode: opening messages, turns, the reset info and a reproducibility record."""
+
+    env_id: str
+    task_id: str
+    seed: int | None
+    initial_messages: list[dict[str, Any]]
+    turns: list[Turn] = field(default_factory=list)
+    reset_info: dict[str, Any] = field(default_factory=dict)
+    repro: ReproRecord | None = None
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The whole conversation, opening messages first."""
+        out = list(self.initial_messages)
+        for t in self.turns:
+            out.append({"role": "assistant", "content": t.action})
+            out.extend(t.observation)
+        return out
+
+    @property
+    def total_reward(self) -> float:
+        return float(sum(t.reward for t in self.turns))
+
+    @property
+    def terminated(self) -> bool:
+        return bool(self.turns) and self.turns[-1].terminated
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.turns) and self.turns[-1].truncated
+
+    @property
+    def num_turns(self) -> int:
+        return len(self.turns)
+
+    def component_totals(self) -> dict[str, float]:
+        """Sum of each named reward component over the episode."""
+        out: dict[str, float] = {}
+        for t in self.turns:
+            for k, v in t.reward_components.items():
+                out[k] = out.get(k, 0.0) + float(v)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=_json_default)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Trajectory":
+        d = dict(d)
+        d["turns"] = [Turn(**t) for t in d.get("turns", [])]
+        d["repro"] = ReproRecord(**d["repro"]) if d.get("repro") else None
+        return cls(**d)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    return repr(o)
+
+
+class TrajectoryWriter:
+    """Append trajectories to a JSONL file, one line per finished episode, flushed and fsynced.
+
+    Thread-safe. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._fsync = fsync
+        self.count = 0
+
+    def write(self, traj: Trajectory) -> None:
+        line = traj.to_json() + "\n"
+        with self._lock:
+            self._f.write(line)
+            self._f.flush()
+            if self._fsync:
+                os.fsync(self._f.fileno())
+            self.count += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._f.closed:
+                self._f.close()
+
+    def __enter__(self) -> "TrajectoryWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_trajectories(path: str | os.PathLike[str]) -> Iterator[Trajectory]:
+    """Read a JSONL file written by :class:`TrajectoryWriter`; a torn last line (crash mid-write) is skipped."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            yield Trajectory.from_dict(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                return  # the episode in flight when the writer died
+            raise
