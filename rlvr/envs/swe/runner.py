@@ -1,0 +1,168 @@
+"""In-sandbox command runner (standard library only; copied into every task image).
+
+Runs one command with a wall-clock limit, stdout and stderr merged, keeping the head and tail of the
+output up to a byte budget; the command runs in its own session so that a timeout, an output flood or
+the command's exit stops its whole process group. It prints the captured output, then one trailer line
+``\\n<SENTINEL>{json}\\n`` with ``exit_code``, ``timed_out``, ``truncated``, ``output_bytes`` and
+``killed_for_output``. Also used as PID 1 of a container (``--init``): a zombie reaper that never exits.
+
+Usage::
+
+    python3 rlvr-exec --timeout 30 --max-bytes 32000 [--tail-bytes 8000] [--rlimit-as B]
+                      [--rlimit-nproc N] [--rlimit-fsize B] -- CMD [ARG...]
+    python3 rlvr-exec --init
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+SENTINEL = "\x00RLVR-EXEC-RESULT\x00"
+HARD_CAP_FACTOR = 256  # stop reading (and kill) after this many times the byte budget
+DRAIN_AFTER_EXIT_S = 0.3  # background children may hold the pipe open; read this long after exit
+
+
+def _init() -> None:
+    """Reap zombies forever (PID 1 of a sandbox container)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            time.sleep(1.0)
+        except InterruptedError:
+            continue
+
+
+def _parse(argv: list[str]) -> tuple[dict[str, float], list[str]]:
+    opts = {"timeout": 30.0, "max-bytes": 32000.0, "tail-bytes": -1.0, "rlimit-as": 0.0, "rlimit-nproc": 0.0,
+            "rlimit-fsize": 0.0}
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        key = argv[i].lstrip("-")
+        if key not in opts or i + 1 >= len(argv):
+            raise SystemExit(f"rlvr-exec: unknown or incomplete option {argv[i]!r}; expected one of "
+                             + ", ".join("--" + k for k in opts))
+        opts[key] = float(argv[i + 1])
+        i += 2
+    cmd = argv[i + 1:]
+    if not cmd:
+        raise SystemExit("rlvr-exec: no command given after '--'")
+    return opts, cmd
+
+
+def _limits(opts: dict[str, float]):
+    import resource
+
+    def apply() -> None:
+        for key, res in (("rlimit-as", resource.RLIMIT_AS), ("rlimit-nproc", resource.RLIMIT_NPROC),
+                         ("rlimit-fsize", resource.RLIMIT_FSIZE)):
+            if opts[key] > 0:
+                try:
+                    resource.setrlimit(res, (int(opts[key]), int(opts[key])))
+                except (ValueError, OSError):
+                    pass
+
+    return apply
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run(argv: list[str]) -> int:
+    """Run the command described by ``argv`` (see module docstring); returns the runner's exit status."""
+    opts, cmd = _parse(argv)
+    max_bytes = max(256, int(opts["max-bytes"]))
+    tail_bytes = int(opts["tail-bytes"]) if opts["tail-bytes"] >= 0 else max_bytes // 4
+    tail_bytes = min(tail_bytes, max_bytes - 128)
+    head_bytes = max_bytes - tail_bytes
+    hard_cap = max_bytes * HARD_CAP_FACTOR
+    start = time.monotonic()
+    deadline = start + max(0.0, opts["timeout"])
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=_limits(opts))
+    except OSError as e:
+        msg = f"rlvr-exec: cannot start {cmd[0]!r}: {e.strerror or e}\n".encode()
+        sys.stdout.buffer.write(msg)
+        _trailer(127, False, False, len(msg), False)
+        return 0
+    fd = proc.stdout.fileno()
+    head = bytearray()
+    tail = bytearray()
+    total = 0
+    timed_out = killed_for_output = False
+    exited_at: float | None = None
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            timed_out = True
+            break
+        if exited_at is None and proc.poll() is not None:
+            exited_at = now
+        if exited_at is not None and now - exited_at > DRAIN_AFTER_EXIT_S:
+            break
+        ready, _, _ = select.select([fd], [], [], min(0.1, deadline - now))
+        if not ready:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        total += len(chunk)
+        room = head_bytes - len(head)
+        if room > 0:
+            head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk and tail_bytes > 0:
+            tail += chunk
+            if len(tail) > tail_bytes:
+                del tail[: len(tail) - tail_bytes]
+        if total > hard_cap:
+            killed_for_output = True
+            break
+    _kill_group(proc.pid)
+    try:
+        rc = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        rc = -9
+    if rc < 0:
+        rc = 128 - rc
+    if timed_out or killed_for_output:
+        rc = 124 if timed_out else 137
+    truncated = total > len(head) + len(tail)
+    out = bytes(head)
+    if truncated:
+        out += f"\n[... {total - len(head) - len(tail)} bytes of output omitted ...]\n".encode()
+    out += bytes(tail)
+    sys.stdout.buffer.write(out)
+    _trailer(rc, timed_out, truncated, total, killed_for_output)
+    return 0
+
+
+def _trailer(rc: int, timed_out: bool, truncated: bool, total: int, killed_for_output: bool) -> None:
+    info = {"exit_code": rc, "timed_out": timed_out, "truncated": truncated, "output_bytes": total,
+            "killed_for_output": killed_for_output}
+    sys.stdout.buffer.write(("\n" + SENTINEL + json.dumps(info) + "\n").encode())
+    sys.stdout.flush()
+
+
+def main() -> None:
+    """Command-line entry point."""
+    argv = sys.argv[1:]
+    if argv[:1] == ["--init"]:
+        _init()
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()
