@@ -1,0 +1,135 @@
+"""The ``rlvr`` command line: ``rlvr list``, ``rlvr run``, ``rlvr train``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from rlvr.errors import RLVRError
+
+__all__ = ["main"]
+
+
+def _parse_kv(items: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as JSON when they parse, else kept as strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RLVRError(f"expected key=value for --env-arg, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from rlvr import list_envs
+
+    rows = [(e.id, e.family, e.description) for e in list_envs()]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    print(f"{'id':<{w0}}  {'family':<{w1}}  description")
+    for r in rows:
+        print(f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[2]}")
+    return 0
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import rlvr  # noqa: F401 - registers the ids
+    from rlvr.agents.factory import make_agent
+    from rlvr.agents.rollout import is_success, rollout, summarize
+
+    agent = make_agent(
+        args.agent, seed=args.seed, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+        batch_size=args.concurrency,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    trajs = rollout(
+        args.env, agent, episodes=args.episodes, seed=args.seed, concurrency=args.concurrency, out=out,
+        env_kwargs=_parse_kv(args.env_arg), progress=not args.quiet,
+    )
+    wall = time.perf_counter() - t0
+    comp_names = sorted({k for t in trajs for k in t.component_totals()})
+    header = ["ep", "task", "turns", "reward", *comp_names, "success", "end"]
+    rows = []
+    for i, t in enumerate(trajs):
+        totals = t.component_totals()
+        end = "terminated" if t.terminated else ("truncated" if t.truncated else "?")
+        rows.append([i, t.task_id[:28], t.num_turns, t.total_reward, *[totals.get(c, 0.0) for c in comp_names], is_success(t), end])
+    widths = [max(len(h), *(len(_fmt(r[j])) for r in rows)) if rows else len(h) for j, h in enumerate(header)]
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
+    for r in rows:
+        print("  ".join(_fmt(x).rjust(w) for x, w in zip(r, widths)))
+    summary = summarize(trajs)
+    summary.update(env=args.env, agent=args.agent, seed=args.seed, wall_s=wall,
+                   episodes_per_min=60 * len(trajs) / wall if wall > 0 else None)
+    print(
+        f"\n{args.env} with {args.agent}: {summary['episodes']} episodes, mean reward {summary.get('mean_reward', 0):.3f}, "
+        f"success {summary.get('success_rate', 0):.1%}, mean turns {summary.get('mean_turns', 0):.2f}, {wall:.1f} s"
+    )
+    for k, v in summary.get("components", {}).items():
+        print(f"  {k:>16}: {v:.4f}")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"wrote {out / 'trajectories.jsonl'} and {out / 'summary.json'}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
+    from rlvr.agents.trainer import train_main
+
+    return int(train_main(rest) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rlvr.agents.factory import AGENT_SPECS
+
+    p = argparse.ArgumentParser(prog="rlvr", description="Gymnasium environments and training for multi-turn LLM agents")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the registered environments")
+    r = sub.add_parser("run", help="run an agent on an environment and write trajectories")
+    r.add_argument("env", help="environment id, e.g. rlvr/GuessNumber-v0")
+    r.add_argument("--agent", default="oracle", help=f"one of: {AGENT_SPECS}")
+    r.add_argument("--episodes", type=int, default=4)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default="runs/latest", help="output folder (trajectories.jsonl, summary.json)")
+    r.add_argument("--concurrency", type=int, default=8, help="environments at once (and generation batch size)")
+    r.add_argument("--max-new-tokens", type=int, default=256)
+    r.add_argument("--temperature", type=float, default=0.7)
+    r.add_argument("--env-arg", "-e", action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword argument for the environment (JSON values), repeatable")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub.add_parser("train", help="train a policy with turn-aware GRPO (rlvr train --help)", add_help=False)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "train":
+        try:
+            return _cmd_train(argparse.Namespace(), argv[1:])
+        except RLVRError as e:
+            print(f"rlvr: error: {e}", file=sys.stderr)
+            return 2
+    args = parser.parse_args(argv)
+    try:
+        return {"list": _cmd_list, "run": _cmd_run}[args.command](args)
+    except RLVRError as e:
+        print(f"rlvr: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
