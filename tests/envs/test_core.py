@@ -1,0 +1,280 @@
+"""The agent-env contract: spaces, budgets, error observations, registry and determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import rlvr
+from rlvr.envs import AgentEnv, ChatMessages, TextAction, Tool, TurnOutcome, render_tool_prompt, tool
+from rlvr.envs.tools import truncate_text
+from rlvr.errors import ConfigError, EpisodeStateError, ErrorKind
+
+CALL = '<tool_call>{{"name": "{name}", "arguments": {args}}}</tool_call>'
+
+
+def call(name: str, **args: object) -> str:
+    return CALL.format(name=name, args=json.dumps(args))
+
+
+class EchoEnv(AgentEnv):
+    """A tiny env with echo, a looping tool, a failing tool and a big-output tool."""
+
+    env_id = "test/Echo-v0"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+        @tool
+        def echo(text: str, times: int = 1) -> str:
+            """Repeat text.
+
+            Args:
+                text: what to repeat
+                times: how often
+            """
+            return text * times
+
+        def spin() -> str:
+            while True:
+                time.sleep(0.01)
+
+        def boom() -> str:
+            raise ValueError("kaboom")
+
+        self.tools.add(echo)
+        self.tools.add(Tool("spin", "never returns", {"type": "object", "properties": {}}, spin, timeout_s=0.2))
+        self.tools.add(Tool("boom", "raises", {"type": "object", "properties": {}}, boom))
+
+    def _reset_task(self, options):
+        return [{"role": "system", "content": render_tool_prompt("Echo things.", self.tools)},
+                {"role": "user", "content": "go"}], {"task_id": "echo"}
+
+    def _on_answer(self, answer):
+        return TurnOutcome([{"role": "user", "content": "bye"}], {"outcome": float(answer == "ok")}, terminated=True)
+
+
+@pytest.mark.parametrize("info", rlvr.list_envs(), ids=lambda i: i.id)
+def test_check_env_every_registered_env(info):
+    env = gym.make(info.id)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+def test_check_env_on_custom_env():
+    check_env(EchoEnv(), skip_render_check=True)
+
+
+def test_reset_returns_opening_messages_and_task_id():
+    env = gym.make("rlvr/GuessNumber-v0")
+    obs, info = env.reset(seed=1)
+    assert [m["role"] for m in obs] == ["system", "user"]
+    assert '"name": "guess"' in obs[0]["content"]
+    assert info["task_id"].startswith("guess-1-100-")
+    assert env.unwrapped.messages == obs
+
+
+def test_step_info_contract_and_conversation():
+    env = EchoEnv()
+    env.reset(seed=0)
+    obs, reward, term, trunc, info = env.step(call("echo", text="ab", times=2))
+    assert obs == [{"role": "tool", "name": "echo", "content": "abab"}]
+    assert info["tool_calls"] == [{"name": "echo", "arguments": {"text": "ab", "times": 2}}]
+    assert info["error"] is None and info["turn"] == 1
+    assert info["reward_components"] == {"format": 0.0, "tool_validity": 0.0}
+    assert (term, trunc) == (False, False)
+    obs, reward, term, trunc, info = env.step("<answer>ok</answer>")
+    assert term and not trunc and reward == 1.0
+    assert [m["role"] for m in env.messages] == ["system", "user", "assistant", "tool", "assistant", "user"]
+
+
+def test_several_calls_per_turn_run_in_order():
+    env = EchoEnv()
+    env.reset()
+    obs, *_ = env.step(call("echo", text="a") + " and " + call("echo", text="b"))
+    assert [m["content"] for m in obs] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "action,kind,needle",
+    [
+        ("<tool_call>{not json}</tool_call>", ErrorKind.PARSE, "invalid JSON"),
+        (call("ecoh", text="x"), ErrorKind.UNKNOWN_TOOL, "did you mean 'echo'"),
+        (call("echo", text=3), ErrorKind.INVALID_ARGUMENTS, "argument 'text'"),
+        (call("echo"), ErrorKind.INVALID_ARGUMENTS, "'text' is a required property"),
+        (call("echo", text="x", extra=1), ErrorKind.INVALID_ARGUMENTS, "Additional properties"),
+        (call("boom"), ErrorKind.TOOL_EXCEPTION, "ValueError: kaboom"),
+        ("just chatting", ErrorKind.NO_ACTION, "No tool call or answer"),
+    ],
+)
+def test_bad_actions_become_error_observations(action, kind, needle):
+    env = EchoEnv()
+    env.reset()
+    obs, reward, term, trunc, info = env.step(action)
+    assert info["error"]["kind"] == kind
+    assert needle in obs[-1]["content"]
+    assert not term and not trunc
+    assert reward < 0 or kind == ErrorKind.TOOL_EXCEPTION
+    # the episode continues normally afterwards
+    obs, *_ = env.step(call("echo", text="fine"))
+    assert obs[0]["content"] == "fine"
+
+
+def test_looping_tool_times_out_and_episode_continues():
+    env = EchoEnv()
+    env.reset()
+    t0 = time.monotonic()
+    obs, _, term, trunc, info = env.step(call("spin"))
+    assert time.monotonic() - t0 < 5
+    assert info["error"]["kind"] == ErrorKind.TOOL_TIMEOUT
+    assert "did not finish within 0.2 s" in obs[0]["content"]
+    obs, *_ = env.step(call("echo", text="after"))
+    assert obs[0]["content"] == "after"
+
+
+def test_long_observation_is_truncated_with_marker():
+    env = EchoEnv(max_obs_chars=100)
+    env.reset()
+    obs, *_ = env.step(call("echo", text="x" * 50, times=10))
+    assert len(obs[0]["content"]) == 100
+    assert "[truncated 400 of 500 characters]" in obs[0]["content"]
+
+
+def test_observation_token_budget():
+    env = EchoEnv(max_obs_chars=None, max_obs_tokens=20, token_counter=lambda s: len(s.split()))
+    env.reset()
+    obs, *_ = env.step(call("echo", text="word ", times=200))
+    assert len(obs[0]["content"].split()) <= 20
+    assert "truncated" in obs[0]["content"]
+    with pytest.raises(ConfigError, match="needs token_counter"):
+        EchoEnv(max_obs_tokens=5)
+
+
+def test_max_turns_truncates_honestly():
+    env = EchoEnv(max_turns=2)
+    env.reset()
+    assert env.step(call("echo", text="a"))[2:4] == (False, False)
+    _, _, term, trunc, _ = env.step(call("echo", text="a"))
+    assert (term, trunc) == (False, True)
+    with pytest.raises(EpisodeStateError, match="call reset"):
+        env.step("x")
+
+
+def test_wall_clock_budget_truncates():
+    env = EchoEnv(max_episode_seconds=0.0)
+    env.reset()
+    _, _, term, trunc, _ = env.step(call("echo", text="a"))
+    assert (term, trunc) == (False, True)
+
+
+def test_action_too_long_and_wrong_type():
+    env = EchoEnv(max_action_chars=10)
+    env.reset()
+    obs, _, _, _, info = env.step("y" * 11)
+    assert info["error"]["kind"] == ErrorKind.ACTION_TOO_LONG
+    with pytest.raises(TypeError, match="assistant's text"):
+        env.step(42)  # type: ignore[arg-type]
+
+
+def test_reward_weights_recombine_components():
+    env = gym.make("rlvr/GuessNumber-v0", reward_weights={"progress": 0.0})
+    env.reset(seed=0)
+    u = env.unwrapped
+    _, reward, _, _, info = env.step(u.oracle_action())
+    assert info["reward_components"]["progress"] > 0 and reward == 0.0
+
+
+def test_unknown_kwarg_is_rejected_with_suggestion():
+    with pytest.raises(ConfigError, match=r"unknown keyword argument 'max_turn' \(did you mean 'max_turns'\?\)"):
+        gym.make("rlvr/GuessNumber-v0", max_turn=3)
+
+
+def test_unknown_env_id_suggests():
+    with pytest.raises(gym.error.Error, match="GuessNumber"):
+        gym.make("rlvr/GuesNumber-v0")
+
+
+def test_spaces():
+    a = TextAction(5, seed=0)
+    assert a.contains("héllo") and not a.contains("toolong") and not a.contains(3)
+    assert all(a.contains(a.sample()) for _ in range(50))
+    s = ChatMessages(seed=0)
+    assert all(s.contains(s.sample()) for _ in range(50))
+    assert s.contains([{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image", "url": "x.png"}]}])
+    assert not s.contains([{"role": "robot", "content": "x"}])
+    assert not s.contains([{"role": "user", "content": [{"type": "video"}]}])
+
+
+def test_truncate_text_marker():
+    assert truncate_text("abc", 10) == "abc"
+    out = truncate_text("a" * 1000, 200)
+    assert len(out) == 200 and out.endswith("[truncated 800 of 1000 characters]")
+
+
+def test_tool_decorator_builds_schema():
+    @tool
+    def f(a: int, b: str | None = None, c: list[int] | None = None) -> str:
+        """Do f.
+
+        Args:
+            a: the a
+        """
+        return "x"
+
+    p = f.parameters
+    assert p["required"] == ["a"]
+    assert p["properties"]["a"] == {"type": "integer", "description": "the a"}
+    assert p["properties"]["c"] == {"type": "array", "items": {"type": "integer"}}
+    assert f.description == "Do f."
+    with pytest.raises(ConfigError, match="type 'object'"):
+        Tool("t", "d", {"type": "string"}, lambda: 1)
+
+
+def test_import_has_no_heavy_side_effects():
+    code = "import sys, rlvr; print(any(m in sys.modules for m in ('torch', 'transformers', 'bm25s', 'docker')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def _episode_in_subprocess(env_id: str, seed: int) -> str:
+    code = f"""
+import json, gymnasium as gym, rlvr
+from rlvr.agents import RandomAgent
+env = gym.make({env_id!r}); obs, info = env.reset(seed={seed}); agent = RandomAgent(seed={seed})
+for _ in range(env.unwrapped.max_turns):
+    obs, r, term, trunc, info = env.step(agent.act(env.unwrapped.messages))
+    if term or trunc: break
+print(json.dumps(env.unwrapped.messages))
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("info", rlvr.list_envs(), ids=lambda i: i.id)
+def test_same_seed_same_episode_across_processes(info):
+    a, b = _episode_in_subprocess(info.id, 7), _episode_in_subprocess(info.id, 7)
+    assert a == b and len(json.loads(a)) > 2
+    assert _episode_in_subprocess(info.id, 8) != a
+
+
+def test_tool_calls_from_threads_are_isolated():
+    envs = [EchoEnv() for _ in range(4)]
+    for e in envs:
+        e.reset()
+    outs = [None] * 4
+
+    def run(i):
+        outs[i] = envs[i].step(call("echo", text=str(i)))[0][0]["content"]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outs == ["0", "1", "2", "3"]
