@@ -49,7 +49,7 @@ class GuessNumberEnv(AgentEnv):
                     "additionalProperties": False,
                 },
                 self._guess,
-                timeout_s=None,  # pure arithmetic: run inline
+                inline=True,  # pure arithmetic
             )
         )
         self.secret = low

@@ -278,3 +278,27 @@ def test_tool_calls_from_threads_are_isolated():
     for t in threads:
         t.join()
     assert outs == ["0", "1", "2", "3"]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from jsonschema import Draft202012Validator  # noqa: E402
+
+_values = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5) | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=2), st.integers(), max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(["a", "b", "c"]), st.sampled_from(["string", "integer", "number", "boolean", "null", "array", "object", ["integer", "null"]]), max_size=3),
+    st.lists(st.sampled_from(["a", "b", "c"]), unique=True, max_size=3),
+    st.booleans(),
+    st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), _values, max_size=4),
+)
+def test_fast_argument_check_agrees_with_jsonschema(types, required, closed, args):
+    schema = {"type": "object", "properties": {k: {"type": t} for k, t in types.items()}, "required": required,
+              "additionalProperties": not closed}
+    t = Tool("t", "d", schema, lambda **kw: None)
+    full_ok = Draft202012Validator(schema).is_valid(args)
+    assert (t.validate(args) is None) == full_ok
+    if t._fast_check is not None and t._fast_check(args):
+        assert full_ok
