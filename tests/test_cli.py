@@ -29,3 +29,15 @@ def test_run_reports_errors_cleanly(tmp_path, capsys):
     assert "unknown agent 'gpt'" in capsys.readouterr().err
     assert main(["run", "rlvr/GuessNumber-v0", "-e", "hihg=3", "--out", str(tmp_path), "--quiet"]) == 2
     assert "did you mean 'high'" in capsys.readouterr().err
+
+
+def test_custom_agent_example_is_short_and_wins():
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "custom_agent.py"
+    assert len(path.read_text().splitlines()) < 40
+    agent = runpy.run_path(str(path))["BisectionAgent"]()
+    from rlvr.agents.rollout import rollout, summarize
+
+    assert summarize(rollout("rlvr/GuessNumber-v0", agent, episodes=4))["success_rate"] == 1.0
