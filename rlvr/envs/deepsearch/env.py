@@ -273,7 +273,7 @@ class DeepSearchEnv(AgentEnv):
                 "query": {"type": "string", "description": "key words to search for"},
                 "k": {"type": "integer", "minimum": 1, "maximum": cfg.max_k, "description": f"number of results (default {cfg.top_k})"},
             }, "required": ["query"], "additionalProperties": False},
-            self._search,
+            self._search, inline=cfg.backend != "http",  # a local index answers in microseconds
         ))
         self.tools.add(Tool(
             "open", f"Read a document by id, one page of about {cfg.page_chars} characters at a time.",
@@ -281,7 +281,7 @@ class DeepSearchEnv(AgentEnv):
                 "doc_id": {"type": "string", "description": "a document id from the search results, e.g. doc12"},
                 "page": {"type": "integer", "minimum": 1, "description": "page number, starting at 1 (default 1)"},
             }, "required": ["doc_id"], "additionalProperties": False},
-            self._open,
+            self._open, inline=True,
         ))
         self.tools.add(Tool(
             "find", "Find the passages of one document that contain a phrase (case-insensitive).",
@@ -289,7 +289,7 @@ class DeepSearchEnv(AgentEnv):
                 "doc_id": {"type": "string", "description": "the document id"},
                 "pattern": {"type": "string", "description": "the words to look for"},
             }, "required": ["doc_id", "pattern"], "additionalProperties": False},
-            self._find,
+            self._find, inline=True,
         ))
 
     @property
