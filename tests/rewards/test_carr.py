@@ -122,9 +122,9 @@ ids_st = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(ids_st, st.sampled_from(["[{}]", "[{}] ", "({}) [{}]"]), st.text(alphabet="abc .,\n", max_size=20))
+@given(ids_st, st.sampled_from(["[{}]", "[{}] ", "see [{}]. "]), st.text(alphabet="abc .,\n", max_size=20))
 def test_citations_round_trip(ids, fmt, filler):
-    text = filler.join(fmt.replace("({})", "(see)").format(i) for i in ids)
+    text = filler.join(fmt.format(i) for i in ids)
     assert extract_citations(text) == list(dict.fromkeys(ids))
     grouped = "claim [" + ", ".join(ids) + "]" if ids else ""
     assert extract_citations(grouped) == list(dict.fromkeys(ids))
