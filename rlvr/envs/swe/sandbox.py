@@ -233,8 +233,13 @@ def _owner_alive(label: str) -> bool:
 
 
 # --------------------------------------------------------------------------- scripts run inside sandboxes
+# ``kill -9 -1`` signals every process of the agent user except this shell and PID 1; it keeps
+# succeeding while killed processes linger as zombies, so looping on it (builtins only: no fork
+# while a fork bomb may still hold the pids limit) waits until PID 1 has reaped them all.
+_KILL_ALL = "for ((i = 0; i < 200000; i++)); do kill -9 -1 2>/dev/null || break; done"
+
 _RESET_SCRIPT = f"""
-kill -9 -1 2>/dev/null
+{_KILL_ALL}
 for d in /tmp {HOME} /dev/shm; do [ -d "$d" ] && chmod -R u+rwX "$d" 2>/dev/null; find "$d" -mindepth 1 -delete 2>/dev/null; done
 cd {WORKDIR} || exit 3
 chmod -R u+rwX . 2>/dev/null
@@ -242,7 +247,7 @@ chmod -R u+rwX . 2>/dev/null
 """
 
 _WIPE_SCRIPT = f"""
-kill -9 -1 2>/dev/null
+{_KILL_ALL}
 for d in /tmp {HOME} /dev/shm {WORKDIR}; do [ -d "$d" ] && chmod -R u+rwX "$d" 2>/dev/null; find "$d" -mindepth 1 -delete 2>/dev/null; done
 [ -z "$(ls -A {WORKDIR})" ] || {{ echo "work tree could not be emptied" >&2; exit 3; }}
 """
@@ -450,10 +455,10 @@ class DockerSandbox(Sandbox):
         derr, _ = _docker_errors()
         tmp = f"size={config.tmp_size}"
         try:
-            container = backend.client.containers.run(
+            backend.client.api.inspect_image(image)  # never pull: there is no registry
+            container = backend.client.containers.create(
                 image,
                 ["python3", RUNNER_PATH, "--init"],
-                detach=True,
                 user=f"{AGENT_UID}:{AGENT_UID}",
                 network_mode="none",
                 read_only=True,
@@ -481,6 +486,11 @@ class DockerSandbox(Sandbox):
             raise EngineUnavailable(_ENGINE_HINT) from e
         self.container = container
         self.id = container.id
+        try:
+            container.start()
+        except derr.APIError as e:
+            self._destroy()
+            raise SandboxError(f"could not start a container from {image!r}: {e.explanation or e}") from e
         time.sleep(0.02)
         container.reload()
         if container.status != "running":
@@ -669,7 +679,7 @@ class BwrapSandbox(Sandbox):
             self.broken = True
             raise SandboxLost(f"bwrap sandbox {self.id[:12]} was removed")
         b = self.backend
-        cmd = [b.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", b.rootfs, "/",
+        cmd = [b.bwrap, "--unshare-all", "--die-with-parent", "--new-session", *b.root_args,
                "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run", "--ro-bind", b.runner, RUNNER_PATH_BWRAP,
                "--bind", str(self.dirs["/tmp"]), "/tmp", "--bind", str(self.dirs[HOME]), HOME,
                "--bind", str(self.dirs[WORKDIR]), WORKDIR, "--uid", str(AGENT_UID), "--gid", str(AGENT_UID),
@@ -742,7 +752,18 @@ class BwrapBackend(Backend):
         if extra_path is None:
             extra_path = [str(Path(sys.executable).parent)] if self.rootfs == "/" else []
         self.path = ":".join([*extra_path, "/usr/local/bin", "/usr/bin", "/bin"])
-        probe = subprocess.run([self.bwrap, "--unshare-all", "--ro-bind", self.rootfs, "/", "--dev", "/dev",
+        # The new root is a tmpfs holding read-only binds of the rootfs's top-level entries, so that
+        # mount points such as /testbed and /home/agent can be created in it.
+        self.root_args: list[str] = []
+        skip = {"proc", "dev", "sys", "tmp", "run", "home", "testbed", "mnt", "media", "lost+found"}
+        for entry in sorted(os.scandir(self.rootfs), key=lambda e: e.name):
+            if entry.name in skip:
+                continue
+            if entry.is_symlink():
+                self.root_args += ["--symlink", os.readlink(entry.path), "/" + entry.name]
+            elif entry.is_dir():
+                self.root_args += ["--ro-bind", entry.path, "/" + entry.name]
+        probe = subprocess.run([self.bwrap, "--unshare-all", *self.root_args, "--dev", "/dev",
                                 "--proc", "/proc", "true"], capture_output=True, text=True, check=False)
         if probe.returncode != 0:
             raise EngineUnavailable(f"bubblewrap cannot create namespaces here: {probe.stderr.strip()} "
