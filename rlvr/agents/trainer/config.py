@@ -117,8 +117,9 @@ class TrainConfig:
     """Advantage estimator: grpo, dr_grpo, turn, dual, igpo, gigpo, pure or tempo."""
     scale_by_std: bool = True
     """Divide by the group std (grpo, turn, dual, tempo; gigpo's mean_std_norm). dr_grpo never does."""
-    std_kind: Literal["population", "unbiased"] = "unbiased"
-    """Standard deviation over n (population, IGPO) or n - 1 (unbiased, torch.std)."""
+    std_kind: Literal["auto", "population", "unbiased"] = "auto"
+    """Standard deviation over n (population) or n - 1 (unbiased, torch.std); auto: population for igpo
+    (as IGPO does), unbiased otherwise."""
     gamma: float | None = None
     """Turn discount; default per estimator (turn/dual 0.9, igpo 1.0, gigpo 0.95)."""
     igpo_norm: Literal["joint", "separate"] = "joint"
@@ -221,6 +222,13 @@ class TrainConfig:
     def effective_gamma(self) -> float:
         """``gamma`` or the estimator's published default."""
         return self.gamma if self.gamma is not None else _DEFAULT_GAMMA.get(self.advantage, 1.0)
+
+    @property
+    def effective_std_kind(self) -> str:
+        """``std_kind`` with ``auto`` resolved for the chosen estimator."""
+        if self.std_kind != "auto":
+            return self.std_kind
+        return "population" if self.advantage is Advantage.IGPO else "unbiased"
 
     @property
     def effective_loss_aggregation(self) -> str:

@@ -1,0 +1,184 @@
+"""From a step's trajectories to per-turn reward tables, group advantages and their statistics.
+
+Pure functions over :class:`~rlvr.agents.trajectory.Trajectory` lists laid out group by group
+(rollouts ``g*G .. g*G+G-1`` share task ``g``). The trainer calls them in this order:
+:func:`reward_tables` -> :func:`group_advantages` -> :func:`advantage_stats`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rlvr.agents.trainer import advantages as adv
+from rlvr.agents.trainer.config import Advantage, RewardScheme, TrainConfig
+from rlvr.errors import ConfigError
+from rlvr.rewards.gated import GatedRewardAccumulation, RewardTier
+
+__all__ = ["RewardTables", "advantage_stats", "anchor_keys", "gate_tiers", "group_advantages", "reward_tables",
+           "turn_keys"]
+
+
+@dataclass
+class RewardTables:
+    """Per-turn rewards of ``N`` trajectories, padded to ``T_max`` turns.
+
+    ``process[i, t]``: weighted non-outcome components of turn ``t`` (plus the information gain under
+    the ``info_gain`` scheme); ``outcome[i]``: the weighted outcome components of the trajectory;
+    ``total()`` puts the outcome on each trajectory's last turn.
+    """
+
+    process: np.ndarray
+    outcome: np.ndarray
+    mask: np.ndarray
+    component_totals: dict[str, np.ndarray] = field(default_factory=dict)
+    """Ungated, unweighted total of each named component per trajectory (for logging)."""
+    ungated_return: np.ndarray | None = None
+    """``gated`` scheme: the direct (D-RA) sum, to compare with the gated return."""
+
+    def total(self) -> np.ndarray:
+        out = self.process.copy()
+        counts = self.mask.sum(axis=1)
+        rows = np.nonzero(counts > 0)[0]
+        out[rows, counts[rows] - 1] += self.outcome[rows]
+        return out
+
+    def returns(self) -> np.ndarray:
+        return (self.total() * self.mask).sum(axis=1)
+
+
+def gate_tiers(config: TrainConfig, component_names: Sequence[str]) -> tuple[RewardTier, ...]:
+    """G-RA tiers from the config: one tier per ``gate_priority`` entry with its threshold, then a
+    last tier with every other component."""
+    tiers = [RewardTier(name, (name,), float(th)) for name, th in zip(config.gate_priority, config.gate_thresholds)]
+    rest = tuple(sorted(set(component_names) - set(config.gate_priority)))
+    if rest:
+        tiers.append(RewardTier("rest", rest))
+    return tuple(tiers)
+
+
+def reward_tables(
+    trajectories: Sequence[Any],
+    config: TrainConfig,
+    info_gain: Sequence[Sequence[float]] | None = None,
+) -> RewardTables:
+    """Per-turn reward tables under ``config.reward`` (weights ``config.reward_weights``).
+
+    ``info_gain[i][t]`` is trajectory ``i``'s gain for turn ``t`` (required for the ``info_gain``
+    scheme; a trajectory has one fewer gain than turns).
+    """
+    n = len(trajectories)
+    t_max = max((len(t.turns) for t in trajectories), default=0)
+    process, outcome = np.zeros((n, max(t_max, 1))), np.zeros(n)
+    mask = np.zeros((n, max(t_max, 1)), dtype=bool)
+    totals: dict[str, np.ndarray] = {}
+    names = sorted({k for t in trajectories for turn in t.turns for k in turn.reward_components})
+    gate = None
+    ungated = None
+    if config.reward is RewardScheme.GATED:
+        gate = GatedRewardAccumulation(gate_tiers(config, names), unassigned="error")
+        ungated = np.zeros(n)
+    if config.reward is RewardScheme.INFO_GAIN and (info_gain is None or len(info_gain) != n):
+        raise ConfigError("the info_gain reward scheme needs one list of information gains per trajectory")
+    weights = config.reward_weights
+    outcome_names = set(config.outcome_components)
+    for i, traj in enumerate(trajectories):
+        comps = [{k: weights.get(k, 1.0) * float(v) for k, v in turn.reward_components.items()} for turn in traj.turns]
+        for turn in traj.turns:
+            for k, v in turn.reward_components.items():
+                totals.setdefault(k, np.zeros(n))[i] += float(v)
+        if gate is not None:
+            res = gate.result(comps)
+            ungated[i] = res.ungated_total  # type: ignore[index]
+            closed = {c for tier in gate.tiers if not res.gates[tier.name] for c in tier.components}
+            comps = [{k: (0.0 if k in closed else v) for k, v in c.items()} for c in comps]
+        for t, c in enumerate(comps):
+            mask[i, t] = True
+            process[i, t] = sum(v for k, v in c.items() if k not in outcome_names)
+            outcome[i] += sum(v for k, v in c.items() if k in outcome_names)
+        if info_gain is not None and config.reward is RewardScheme.INFO_GAIN:
+            gains = list(info_gain[i])
+            if len(gains) > len(traj.turns):
+                raise ConfigError(f"trajectory {i}: {len(gains)} information gains for {len(traj.turns)} turns")
+            for t, g in enumerate(gains):
+                process[i, t] += config.ig_weight * float(g)
+    return RewardTables(process, outcome, mask, totals, ungated)
+
+
+def _obs_key(messages: Sequence[dict[str, Any]]) -> str:
+    return json.dumps([m.get("content") for m in messages], ensure_ascii=False, default=repr)
+
+
+def anchor_keys(trajectory: Any) -> list[str]:
+    """GiGPO anchor state per turn: the environment output the agent saw right before acting
+    (the opening task for turn 0, the previous turn's observation after that)."""
+    keys = [_obs_key(trajectory.initial_messages[-1:])]
+    keys += [_obs_key(turn.observation) for turn in trajectory.turns[:-1]]
+    return keys
+
+
+def turn_keys(trajectory: Any) -> list[tuple[str, str]]:
+    """TEMPO prefix-tree edge per turn: the action and the observation it produced."""
+    return [(turn.action, _obs_key(turn.observation)) for turn in trajectory.turns]
+
+
+def group_advantages(
+    tables: RewardTables,
+    rows: slice,
+    config: TrainConfig,
+    trajectories: Sequence[Any],
+    token_counts: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-turn advantages ``[G, T_max]`` of the group ``rows`` under ``config.advantage``."""
+    process, outcome, mask = tables.process[rows], tables.outcome[rows], tables.mask[rows]
+    total = RewardTables(process, outcome, mask).total()
+    trajs = list(trajectories[rows])
+    a = config.advantage
+    std_kind = config.effective_std_kind
+    gamma = config.effective_gamma
+    if a is Advantage.GRPO:
+        return adv.grpo_advantages(total, mask, scale_by_std=config.scale_by_std, std_kind=std_kind)
+    if a is Advantage.DR_GRPO:
+        return adv.grpo_advantages(total, mask, scale_by_std=False, std_kind=std_kind)
+    if a is Advantage.TURN:
+        return adv.turn_advantages(total, mask, gamma=gamma, scale_by_std=config.scale_by_std, std_kind=std_kind)
+    if a is Advantage.DUAL:
+        return adv.dual_advantages(total, mask, gamma=gamma, std_kind=std_kind)
+    if a is Advantage.IGPO:
+        counts = mask.sum(axis=1)
+        not_last = mask & (np.arange(mask.shape[1])[None, :] < (counts - 1)[:, None])
+        last_process = np.array([process[i, c - 1] if c > 0 else 0.0 for i, c in enumerate(counts)])
+        return adv.igpo_advantages(process, not_last, outcome + last_process, mask, norm=config.igpo_norm,
+                                   gamma=gamma, std_kind=std_kind)
+    if a is Advantage.GIGPO:
+        return adv.gigpo_advantages(total, mask, [anchor_keys(t) for t in trajs], gamma=gamma,
+                                    step_weight=config.gigpo_step_weight, scale_by_std=config.scale_by_std,
+                                    std_kind=std_kind)
+    if a is Advantage.PURE:
+        tc = token_counts[rows] if token_counts is not None else None
+        return adv.pure_advantages(process, mask, outcome, temperature=config.pure_temperature,
+                                   baseline=config.pure_baseline, token_counts=tc)
+    if a is Advantage.TEMPO:
+        return adv.tempo_advantages(total, mask, [turn_keys(t) for t in trajs], scale_by_std=config.scale_by_std,
+                                    std_kind=std_kind)
+    raise ConfigError(f"unknown advantage estimator {a!r}")  # pragma: no cover - the enum is exhaustive
+
+
+def advantage_stats(per_group: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> dict[str, float]:
+    """Mean, std, min, max of valid per-turn advantages, and the fraction of groups whose
+    advantages are all zero (no learning signal: e.g. every rollout got the same reward)."""
+    vals = np.concatenate([a[m] for a, m in zip(per_group, masks)]) if per_group else np.zeros(0)
+    zero = [bool(np.all(np.abs(a[m]) < 1e-8)) for a, m in zip(per_group, masks)]
+    if vals.size == 0:
+        return {"adv/mean": 0.0, "adv/std": 0.0, "adv/min": 0.0, "adv/max": 0.0, "adv/zero_group_frac": 1.0}
+    return {
+        "adv/mean": float(vals.mean()),
+        "adv/std": float(vals.std()),
+        "adv/min": float(vals.min()),
+        "adv/max": float(vals.max()),
+        "adv/zero_group_frac": float(np.mean(zero)),
+    }
