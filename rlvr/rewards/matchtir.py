@@ -17,12 +17,15 @@ Every predicted call is compared with every gold call by a similarity in ``[0, 1
 * ``"sinkhorn"``: soft assignment by entropic optimal transport with uniform marginals
   (``1/P`` per call, ``1/G`` per gold call, cost ``-S``, :func:`ot.sinkhorn`); a call's reward is
   ``sum_j T_ij S_ij``. Because each row of ``T`` carries mass ``1/P``, the published rewards shrink
-  as ``1/P`` with the number of calls. ``ot_normalize="row"`` (default) divides each row by its mass,
-  so the reward is the plan-weighted mean similarity of the call's matches and lies in ``[0, 1]`` like
-  the hard variants; ``ot_normalize="none"`` keeps the published ``1/P`` scale. Even with row
-  normalisation, uniform marginals spread a call over several gold calls when ``P != G`` (one correct
-  call against three gold calls earns about 1/3), and the entropic plan puts some mass on imperfect
-  pairs, so the gold calls themselves score slightly below 1 when two gold calls look alike.
+  as ``1/P`` with the number of calls (``ot_normalize="none"`` keeps that scale). The default,
+  ``ot_normalize="gold"``, multiplies by ``G`` and caps at 1: every gold call then hands out one unit
+  of credit (column mass ``1/G`` times ``G``), so a perfect set of calls earns about 1 per call, one
+  correct call among three gold calls still earns 1, and calls beyond the gold count share the credit
+  (an extra duplicate call lowers the turn mean). ``ot_normalize="row"`` multiplies by ``P`` instead
+  (the plan-weighted mean similarity of each call): it equals ``"gold"`` when ``P = G``, dilutes a
+  lone correct call to ``1/G`` when ``P < G``, and does not penalise duplicates when ``P > G``. The
+  entropic plan also puts some mass on imperfect pairs, so gold calls score slightly below 1 when two
+  gold calls look alike.
 
 The turn reward is the mean of its calls' rewards (:func:`turn_rewards`); the answer turn is scored
 by the task's outcome, not here.
@@ -62,7 +65,8 @@ __all__ = [
 ]
 
 MatchMethod = Literal["hungarian", "greedy", "sinkhorn"]
-OTNormalize = Literal["row", "none"]
+OTNormalize = Literal["gold", "row", "none"]
+_NORMALIZE = ("gold", "row", "none")
 _METHODS = ("hungarian", "greedy", "sinkhorn")
 
 
@@ -228,7 +232,9 @@ def sinkhorn_assignment(s: Any, *, reg: float = 0.1) -> np.ndarray:
     a = np.full(p, 1.0 / p)
     b = np.full(g, 1.0 / g)
     # Shifting the cost by a constant leaves the plan unchanged and keeps exp(-M/reg) <= 1.
-    return np.asarray(ot.sinkhorn(a, b, 1.0 - s, reg, warn=False), dtype=np.float64)
+    # 10x POT's default iteration cap: near-degenerate matrices with a small reg converge slowly; the
+    # stopping threshold ends well-conditioned problems long before.
+    return np.asarray(ot.sinkhorn(a, b, 1.0 - s, reg, numItermax=10_000, warn=False), dtype=np.float64)
 
 
 def _check_method(method: str) -> None:
@@ -253,18 +259,19 @@ def call_rewards(
     *,
     unmatched_penalty: float = 0.0,
     reg: float = 0.1,
-    ot_normalize: OTNormalize = "row",
+    ot_normalize: OTNormalize = "gold",
     ignore_case: bool = False,
 ) -> np.ndarray:
     """One reward per predicted call (shape ``(P,)``) from the assignment of ``preds`` to ``golds``.
 
     Hard methods: ``S_ij`` for a matched call, ``unmatched_penalty`` otherwise. ``"sinkhorn"``:
-    ``sum_j T_ij S_ij`` (times ``P`` with ``ot_normalize="row"``, see the module docstring); with no
-    gold calls every call gets ``unmatched_penalty``.
+    ``sum_j T_ij S_ij``, times ``G`` capped at 1 (``ot_normalize="gold"``), times ``P`` (``"row"``) or
+    as published (``"none"``), see the module docstring; with no gold calls every call gets
+    ``unmatched_penalty``.
     """
     _check_method(method)
-    if ot_normalize not in ("row", "none"):
-        raise ConfigError(f"ot_normalize must be 'row' or 'none', got {ot_normalize!r}")
+    if ot_normalize not in _NORMALIZE:
+        raise ConfigError(f"ot_normalize must be one of {list(_NORMALIZE)}, got {ot_normalize!r}")
     s = similarity_matrix(preds, golds, ignore_case=ignore_case)
     p, g = s.shape
     if p == 0:
@@ -274,6 +281,8 @@ def call_rewards(
     plan = assignment_plan(s, method, reg=reg)
     if method == "sinkhorn":
         r = (plan * s).sum(axis=1)
+        if ot_normalize == "gold":
+            return np.minimum(r * g, 1.0)
         return r * p if ot_normalize == "row" else r
     matched = plan.sum(axis=1) > 0
     return np.where(matched, (plan * s).sum(axis=1), float(unmatched_penalty))
@@ -310,21 +319,21 @@ class MatchTIR:
         method: ``"hungarian"`` (optimal, default), ``"greedy"`` (published) or ``"sinkhorn"`` (soft).
         unmatched_penalty: reward of a call left unmatched by a hard method (published call site: 0).
         reg: entropic regularisation of Sinkhorn.
-        ot_normalize: ``"row"`` rescales Sinkhorn rewards to ``[0, 1]`` per call; ``"none"`` keeps the
-            published ``1/P`` scale.
+        ot_normalize: Sinkhorn credit scale: ``"gold"`` (each gold call hands out one unit, capped at 1
+            per call), ``"row"`` (times ``P``) or ``"none"`` (the published ``1/P`` scale).
         ignore_case: compare tool names case-insensitively.
     """
 
     method: MatchMethod = "hungarian"
     unmatched_penalty: float = 0.0
     reg: float = 0.1
-    ot_normalize: OTNormalize = "row"
+    ot_normalize: OTNormalize = "gold"
     ignore_case: bool = False
 
     def __post_init__(self) -> None:
         _check_method(self.method)
-        if self.ot_normalize not in ("row", "none"):
-            raise ConfigError(f"ot_normalize must be 'row' or 'none', got {self.ot_normalize!r}")
+        if self.ot_normalize not in _NORMALIZE:
+            raise ConfigError(f"ot_normalize must be one of {list(_NORMALIZE)}, got {self.ot_normalize!r}")
         if self.reg <= 0:
             raise ConfigError(f"reg must be positive, got {self.reg}")
 

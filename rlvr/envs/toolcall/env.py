@@ -110,8 +110,8 @@ class ToolCallEnv(AgentEnv):
             (the published variant) or ``"sinkhorn"`` (soft, optimal transport).
         match_reg: Sinkhorn's entropic regularisation.
         unmatched_penalty: ``match`` credit of a call no gold call is assigned to.
-        ot_normalize: ``"row"`` (default) or ``"none"``: Sinkhorn credit per call in ``[0, 1]`` or at the
-            published ``1/P`` scale (see :mod:`rlvr.rewards.matchtir`).
+        ot_normalize: Sinkhorn credit scale: ``"gold"`` (default), ``"row"`` or ``"none"`` (the published
+            ``1/P`` scale), see :mod:`rlvr.rewards.matchtir`.
         max_tool_output_chars: tool output longer than this is truncated (visible marker).
         max_turns: assistant turns per episode before truncation.
         **kwargs: budgets and options of :class:`~rlvr.envs.core.AgentEnv` (``tool_timeout_s``, ...).
@@ -137,7 +137,7 @@ class ToolCallEnv(AgentEnv):
         match: MatchMethod = "hungarian",
         match_reg: float = 0.1,
         unmatched_penalty: float = 0.0,
-        ot_normalize: Literal["row", "none"] = "row",
+        ot_normalize: Literal["gold", "row", "none"] = "gold",
         max_tool_output_chars: int | None = 4_000,
         max_turns: int = 32,
         **kwargs: Any,
