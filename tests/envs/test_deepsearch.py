@@ -316,7 +316,7 @@ def test_judge_scores_tasks_without_gold_evidence():
         ({"rubric_alpha": 2.0}, "rubric_alpha"),
         ({"n_entities": 5}, "n_entities must be"),
         ({"corpus": "wikipedia"}, "leave corpus='auto'"),
-        ({"tasks": "hotpot"}, "tasks must be 'synthetic'"),
+        ({"tasks": "hotpot"}, "an existing QA file"),
     ],
 )
 def test_config_errors(kwargs, match):

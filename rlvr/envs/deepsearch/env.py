@@ -134,8 +134,8 @@ class DeepSearchConfig:
                 raise ConfigError(f"{name} must be >= 20, got {getattr(self, name)}")
         if not 0.0 <= self.rubric_alpha <= 1.0:
             raise ConfigError(f"rubric_alpha must lie in [0, 1], got {self.rubric_alpha}")
-        if isinstance(self.tasks, str) and self.tasks != "synthetic" and not Path(self.tasks).suffix:
-            raise ConfigError(f"tasks must be 'synthetic', a QA file path or a list of Task, got {self.tasks!r}")
+        if isinstance(self.tasks, (str, os.PathLike)) and str(self.tasks) != "synthetic" and not Path(self.tasks).is_file():
+            raise ConfigError(f"tasks must be 'synthetic', an existing QA file or a list of Task; got {str(self.tasks)!r}")
 
 
 _SENT = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
@@ -472,9 +472,6 @@ class DeepSearchEnv(AgentEnv):
         return obs, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------ answer
-    def _known(self) -> set[str]:
-        return self.retrieved | self.opened | set(self.seen_spans) | set(self._remote)
-
     def _context_by_doc(self) -> dict[str, str]:
         out = {}
         for doc_id, spans in self.seen_spans.items():

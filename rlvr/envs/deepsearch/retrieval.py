@@ -124,16 +124,23 @@ class Tokenizer:
         words = [w for w in _WORD.findall(text.lower()) if w not in self.stopwords]
         if self._stemmer is None:
             return words
-        memo = self._memo
-        missing = [w for w in set(words) if w not in memo]
+        memo = self._memo  # shared by threads: read into a local table, never index memo directly
+        local: dict[str, str] = {}
+        missing = []
+        for w in set(words):
+            s = memo.get(w)
+            if s is None:
+                missing.append(w)
+            else:
+                local[w] = s
         if missing:
             with self._lock:  # PyStemmer objects are not thread-safe
                 stems = self._stemmer.stemWords(missing)
-            memo.update(zip(missing, stems))
-            if len(memo) > 500_000:
-                memo.clear()
+                if len(memo) > 500_000:
+                    memo.clear()
                 memo.update(zip(missing, stems))
-        return [memo[w] for w in words]
+            local.update(zip(missing, stems))
+        return [local[w] for w in words]
 
 
 # --------------------------------------------------------------------------- shared in-process cache

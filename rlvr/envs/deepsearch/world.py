@@ -234,7 +234,7 @@ _FILLER = {
 }
 
 
-def _fmt(template: str, s: str, o: str, ents: dict[str, Entity] | None = None, work: Entity | None = None) -> str:
+def _fmt(template: str, s: str, o: str, work: Entity | None = None) -> str:
     wkind = work.attrs["wkind"] if work is not None else "work"
     role, pp, verb = _WORK.get(wkind, ("creator", "made", "made"))
     return template.format(s=s, o=o, wkind=wkind, a_wkind=_an(wkind), role=role, pp=pp, verb=verb)
