@@ -23,7 +23,7 @@ Reward components per turn (``info["reward_components"]``):
 
 On the last step ``info["success"]`` says whether every request passed (BFCL's verdict for a case)
 and ``info["requests_passed"]`` lists the verdicts. The oracle replays each request's gold steps, one
-step per turn, then answers.
+step per turn (skipping steps whose calls were already made exactly), then answers.
 """
 
 from __future__ import annotations
@@ -285,7 +285,6 @@ class ToolCallEnv(AgentEnv):
     def _clear_episode(self) -> None:
         self._req = 0
         self._req_calls: list[list[dict[str, Any]]] = []
-        self._req_turns = 0
         self._model_results: list[str] = []
         self._turn_log: list[tuple[str, int, Any]] = []
         self._passed: list[float] = []
@@ -321,7 +320,6 @@ class ToolCallEnv(AgentEnv):
             return {}
         calls = [r.call.to_dict() for r in results]
         self._req_calls.append(calls)
-        self._req_turns += 1
         self._model_results.extend(_record(r) for r in results)
         gold = self.task.requests[self._req].gold
         flat = [c for turn in self._req_calls for c in turn]
@@ -369,7 +367,6 @@ class ToolCallEnv(AgentEnv):
             return TurnOutcome([], components, terminated=True)
         self._req += 1
         self._req_calls = []
-        self._req_turns = 0
         nxt = self.task.requests[self._req]
         messages = [dict(m) for m in nxt.messages]
         if nxt.new_functions:
@@ -414,18 +411,33 @@ class ToolCallEnv(AgentEnv):
                 out[i] = float(v or 0.0)
         return out
 
+    def _steps_done(self, steps: Sequence[Sequence[Any]]) -> int:
+        """Leading gold steps whose every call was already made, exactly, in the current request."""
+        made = Counter(_key(c["name"], c["arguments"]) for turn in self._req_calls for c in turn)
+        for i, step in enumerate(steps):
+            need = Counter(_key(g.name, g.arguments) for g in step)
+            if need - made:
+                return i
+            made -= need
+        return len(steps)
+
     def oracle_action(self) -> str:
         if self.task is None or self._done:
             from rlvr.errors import NoOracleError
 
             raise NoOracleError("the episode has ended (or never started); call reset() first")
         req = self.task.requests[self._req]
-        if self._req_turns < len(req.steps):
-            return oracle_text(req.steps[self._req_turns])
+        done = self._steps_done(req.steps)
+        if done < len(req.steps):
+            return oracle_text(req.steps[done])
         text = req.answer
         if self.task.outcome == "answer" and self._req == len(self.task.requests) - 1:
             text = self.task.answers[0]
         return f"<answer>{text or 'Done.'}</answer>"
+
+
+def _key(name: str, arguments: Mapping[str, Any]) -> str:
+    return json.dumps([name, arguments], sort_keys=True, ensure_ascii=False, default=str)
 
 
 def _as_call(gold: Any):
