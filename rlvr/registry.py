@@ -27,6 +27,7 @@ class EnvInfo:
     entry_point: str  # "module:Class"
     family: str
     description: str
+    requires: tuple[str, ...] = ()  # services the env needs at run time, e.g. ("docker",)
 
     def load(self) -> type:
         module, _, name = self.entry_point.partition(":")
@@ -37,6 +38,19 @@ ENVS: tuple[EnvInfo, ...] = (
     EnvInfo(
         "rlvr/GuessNumber-v0", "rlvr.envs.guess_number:GuessNumberEnv", "game",
         "Find a secret integer with a higher/lower guess tool; progress rewards per guess.",
+    ),
+    EnvInfo(
+        "rlvr/DeepSearch-v0", "rlvr.envs.deepsearch.env:DeepSearchEnv", "search",
+        "Multi-hop QA with search/open/find over a local BM25 index; outcome and citation-aware rubric (CaRR) rewards.",
+    ),
+    EnvInfo(
+        "rlvr/ToolCall-v0", "rlvr.envs.toolcall.env:ToolCallEnv", "tools",
+        "Function calling on BFCL v4 and synthetic multi-step tasks with executable tools; MatchTIR turn rewards.",
+    ),
+    EnvInfo(
+        "rlvr/SWE-v0", "rlvr.envs.swe.env:SWEEnv", "swe",
+        "Fix an injected bug in a Python project inside a Docker sandbox; hidden tests grade it; G-RA rewards.",
+        requires=("docker",),
     ),
 )
 

@@ -61,7 +61,10 @@ class EchoEnv(AgentEnv):
         return TurnOutcome([{"role": "user", "content": "bye"}], {"outcome": float(answer == "ok")}, terminated=True)
 
 
-@pytest.mark.parametrize("info", rlvr.list_envs(), ids=lambda i: i.id)
+ENV_PARAMS = [pytest.param(i, id=i.id, marks=[getattr(pytest.mark, r) for r in i.requires]) for i in rlvr.list_envs()]
+
+
+@pytest.mark.parametrize("info", ENV_PARAMS)
 def test_check_env_every_registered_env(info):
     env = gym.make(info.id)
     check_env(env.unwrapped, skip_render_check=True)
@@ -256,7 +259,7 @@ print(json.dumps(env.unwrapped.messages))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
 
-@pytest.mark.parametrize("info", rlvr.list_envs(), ids=lambda i: i.id)
+@pytest.mark.parametrize("info", ENV_PARAMS)
 def test_same_seed_same_episode_across_processes(info):
     a, b = _episode_in_subprocess(info.id, 7), _episode_in_subprocess(info.id, 7)
     assert a == b and len(json.loads(a)) > 2
