@@ -84,8 +84,9 @@ def answer_logprobs_naive(
         row = []
         for b in bs:
             ids = torch.tensor([list(seq[:b]) + list(prefix_ids) + list(ans)], device=device)
-            logits = model(input_ids=ids, use_cache=False).logits[0]
             n = len(ans)
+            # only the last n+1 positions' logits are needed (the model body still runs on everything)
+            logits = model(input_ids=ids, use_cache=False, logits_to_keep=n + 1).logits[0]
             row.append(_mean_answer_logprob(logits[-n - 1 : -1], ids[0], n))
         out.append(row)
     return out

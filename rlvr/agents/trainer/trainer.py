@@ -92,10 +92,23 @@ def _autocast(device: torch.device, precision: str) -> Callable[[], contextlib.A
     return contextlib.nullcontext
 
 
-def _policy_logits(model: Any, batch: dict[str, torch.Tensor], temperature: float, autocast: Callable) -> torch.Tensor:
+def _policy_logits(model: Any, batch: dict[str, torch.Tensor], temperature: float, autocast: Callable,
+                   start: int) -> torch.Tensor:
+    """Logits of positions ``start..L-1`` only (earlier ones predict prompt tokens nobody trains on),
+    scaled by the sampling temperature: the rollout log-probs are those of ``softmax(logits / T)``."""
+    keep = batch["input_ids"].shape[1] - start
     with autocast():
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    return logits.float() / temperature  # the rollout log-probs are of softmax(logits / T)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
+                       logits_to_keep=keep).logits
+    return logits.float() / temperature
+
+
+def _token_stats(logits: torch.Tensor, input_ids: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probs and entropies ``[B, L]`` from logits of positions ``start..``; zeros before."""
+    pad = (start, 0)
+    logp = torch.nn.functional.pad(token_logprobs_from_logits(logits, input_ids[:, start:]), pad)
+    ent = torch.nn.functional.pad(entropy_from_logits(logits), pad)
+    return logp, ent
 
 
 def ppo_update(model: Any, optimizer: torch.optim.Optimizer, seqs: list[TokenSequence], token_adv: list[list[float]],
@@ -121,18 +134,20 @@ def ppo_update(model: Any, optimizer: torch.optim.Optimizer, seqs: list[TokenSeq
                 idx = [int(i) for i in mb[start : start + config.micro_batch_size]]
                 batch = collate([seqs[i] for i in idx], pad_id, [token_adv[i] for i in idx], device=device)
                 norm = dict(num_tokens=num_tokens, num_seqs=float(len(mb)), norm_length=norm_length)
-                logits = _policy_logits(model, batch, config.temperature, autocast)
-                logp = token_logprobs_from_logits(logits, batch["input_ids"])
                 mask = batch["loss_mask"]
+                start = max(int(mask.any(0).float().argmax()) - 1, 0)  # first position predicting a policy token
+                logits = _policy_logits(model, batch, config.temperature, autocast, start)
+                logp, entropy = _token_stats(logits, batch["input_ids"], start)
                 out = ppo_clip_loss(logp, batch["old_logprobs"], batch["advantages"], mask, clip_low=config.clip_low,
                                     clip_high=config.clip_high, aggregation=agg, **norm)
-                entropy = entropy_from_logits(logits if config.entropy_coef > 0 else logits.detach())
+                if config.entropy_coef == 0:
+                    entropy = entropy.detach()
                 loss = out.loss - config.entropy_coef * aggregate(entropy, mask, agg, **norm)
                 kl = torch.zeros((), device=device)
                 if ref_model is not None:
                     with torch.no_grad(), (ref_model.disable_adapter() if ref_model is model else contextlib.nullcontext()):
-                        ref_logp = token_logprobs_from_logits(_policy_logits(ref_model, batch, config.temperature,
-                                                                             autocast), batch["input_ids"])
+                        ref_logits = _policy_logits(ref_model, batch, config.temperature, autocast, start)
+                        ref_logp, _ = _token_stats(ref_logits, batch["input_ids"], start)
                     kl = aggregate(k3_kl(logp, ref_logp), mask, agg, **norm)
                     loss = loss + config.kl_coef * kl
                 loss.backward()

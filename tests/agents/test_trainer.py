@@ -1,0 +1,170 @@
+"""The training loop on a real environment (rlvr/GuessNumber-v0) with tiny CPU policies."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from _trainer_helpers import answer_policy, smollm2_tokenizer, tiny_llama
+from rlvr.agents.trainer.backends import HFBackend
+from rlvr.agents.trainer.batch import group_advantages, reward_tables
+from rlvr.agents.trainer.config import Advantage, TrainConfig
+from rlvr.agents.trainer.sequences import TemplateRenderer, broadcast_turn_values, build_sequence
+from rlvr.agents.trainer.trainer import collect_groups, ppo_update, task_seeds, train, train_main
+
+ENV_KW = {"low": 1, "high": 2, "max_turns": 2}
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return smollm2_tokenizer()
+
+
+def _config(tmp_path, **kw):
+    base = dict(env="rlvr/GuessNumber-v0", env_kwargs=ENV_KW, steps=1, tasks_per_step=2, group_size=4,
+                max_new_tokens=7, output_dir=str(tmp_path / "run"), lr=1e-2, micro_batch_size=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _fixed_batch(config, model, tok):
+    backend = HFBackend(model, tok, max_new_tokens=config.max_new_tokens, temperature=1.0, top_p=1.0,
+                        batch_size=16, max_context=2048, seed=5)
+    trajs = collect_groups(config, backend.agent, task_seeds(config, 0), config.env_kwargs)
+    seqs = [build_sequence(t, TemplateRenderer(tok)) for t in trajs]
+    tables = reward_tables(trajs, config)
+    adv = np.concatenate([group_advantages(tables, slice(g * 4, g * 4 + 4), config, trajs) for g in range(2)])
+    return trajs, seqs, [broadcast_turn_values(s, adv[i]) for i, s in enumerate(seqs)]
+
+
+def test_one_update_changes_weights_and_lowers_the_loss_on_a_fixed_batch(tmp_path, tok):
+    config = _config(tmp_path)
+    model = answer_policy(tok)
+    trajs, seqs, token_adv = _fixed_batch(config, model, tok)
+    rewards = [t.total_reward for t in trajs]
+    assert len(set(rewards)) > 1, rewards  # mixed wins and losses: a real learning signal
+    assert all(s.prompt_mismatches == [] for s in seqs)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    first = ppo_update(model, opt, seqs, token_adv, config, pad_id=tok.pad_token_id, device=torch.device("cpu"))
+    changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
+    assert changed and first["loss/grad_norm"] > 0
+    assert first["loss/ratio_mean"] == pytest.approx(1.0, abs=1e-3)  # rollout log-probs match the training pass
+    second = ppo_update(model, opt, seqs, token_adv, config, pad_id=tok.pad_token_id, device=torch.device("cpu"))
+    assert second["loss/policy"] < first["loss/policy"] - 1e-4
+
+
+def test_full_train_step_writes_every_record(tmp_path, tok):
+    config = _config(tmp_path, kl_coef=0.05, entropy_coef=0.01)
+    model = answer_policy(tok)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    res = train(config, model=model, tokenizer=tok)
+    assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters())
+    out = tmp_path / "run"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows == res.metrics
+    row = rows[0]
+    for key in ("reward/mean", "reward/outcome", "reward/format", "reward/progress", "reward/tool_validity",
+                "success_rate", "adv/mean", "adv/std", "adv/zero_group_frac", "loss/policy", "loss/kl",
+                "loss/entropy", "loss/clip_frac", "perf/rollout_tok_s", "perf/update_tok_s", "perf/peak_mem_mb"):
+        assert key in row and np.isfinite(row[key]), key
+    assert 0.0 <= row["adv/zero_group_frac"] <= 1.0 and row["perf/peak_mem_mb"] > 0
+    assert row["tokens/prompt_mismatch_turns"] == 0
+    lines = (out / "trajectories.jsonl").read_text().splitlines()
+    assert len(lines) == config.tasks_per_step * config.group_size
+    groups = {}
+    for line in lines:
+        t = json.loads(line)
+        groups.setdefault(t["seed"], set()).add(t["task_id"])
+    assert len(groups) == config.tasks_per_step and all(len(v) == 1 for v in groups.values())
+    assert (out / "plots" / "training.png").stat().st_size > 10_000
+    assert (out / "checkpoints" / "latest").read_text() == "step-000001"
+
+
+def test_resume_from_checkpoint_gives_the_same_next_step(tmp_path, tok):
+    straight = _config(tmp_path / "a", steps=2, save_trajectories=False, plot=False)
+    res_a = train(straight, model=answer_policy(tok), tokenizer=tok)
+    first = _config(tmp_path / "b", steps=1, save_trajectories=False, plot=False)
+    train(first, model=answer_policy(tok), tokenizer=tok)
+    resumed_model = answer_policy(tok)  # a fresh model: the checkpoint must restore everything
+    resumed = _config(tmp_path / "b", steps=2, resume=True, save_trajectories=False, plot=False)
+    res_b = train(resumed, model=resumed_model, tokenizer=tok)
+    assert [r["step"] for r in res_b.metrics] == [0, 1]
+    a, b = res_a.metrics[1], res_b.metrics[1]
+    for key in ("reward/mean", "loss/policy", "loss/entropy", "adv/std", "tokens/generated"):
+        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+    ckpt = torch.load(tmp_path / "a" / "run" / "checkpoints" / "step-000002" / "checkpoint.pt", weights_only=False)
+    for n, p in resumed_model.named_parameters():
+        assert torch.allclose(p, ckpt["model"][n], atol=1e-6), n
+
+
+@pytest.mark.parametrize("advantage", list(Advantage))
+def test_every_estimator_on_real_rollouts(tmp_path, tok, advantage):
+    config = _config(tmp_path, advantage=advantage)
+    trajs, seqs, token_adv = _fixed_batch(config, answer_policy(tok), tok)
+    tables = reward_tables(trajs, config)
+    counts = np.zeros_like(tables.mask, dtype=float)
+    for i, s in enumerate(seqs):
+        for t, (a, b) in enumerate(s.turn_spans):
+            counts[i, t] = b - a
+    for g in range(2):
+        adv = group_advantages(tables, slice(g * 4, g * 4 + 4), config, trajs, counts)
+        assert adv.shape == tables.mask[g * 4 : g * 4 + 4].shape and np.all(np.isfinite(adv))
+        assert np.all(adv[~tables.mask[g * 4 : g * 4 + 4]] == 0.0)
+        returns = tables.returns()[g * 4 : g * 4 + 4]
+        if len(set(returns.round(9))) > 1:
+            assert np.abs(adv).max() > 0, f"{advantage}: mixed rewards but all-zero advantages"
+
+
+def test_info_gain_reward_with_igpo_and_lora(tmp_path, tok):
+    config = _config(tmp_path, reward="info_gain", advantage="igpo", lora=True, lora_r=4, kl_coef=0.1,
+                     env_kwargs={"low": 1, "high": 4, "max_turns": 2}, max_new_tokens=4)
+    res = train(config, model=tiny_llama(tok), tokenizer=tok)
+    row = res.metrics[0]
+    assert "reward/info_gain_mean" in row and np.isfinite(row["reward/info_gain_mean"])
+    assert np.isfinite(row["loss/kl"])
+
+
+def test_gated_reward_scheme_logs_the_ungated_sum(tmp_path, tok):
+    config = _config(tmp_path, reward="gated", gate_priority=["outcome"], gate_thresholds=[1.0])
+    res = train(config, model=answer_policy(tok), tokenizer=tok)
+    row = res.metrics[0]
+    # the gate only removes GuessNumber's lower-priority terms (penalties here) from lost episodes
+    assert row["reward/mean"] >= row["reward/ungated_mean"] - 1e-9
+
+
+def test_train_main_cli_with_a_local_model_folder(tmp_path, tok, capsys):
+    folder = tmp_path / "tiny"
+    answer_policy(tok).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    rc = train_main(["rlvr/GuessNumber-v0", "--model", str(folder), "--advantage", "dual", "--group-size", "2",
+                     "--tasks-per-step", "1", "--steps", "1", "--max-new-tokens", "7", "--env-kwargs",
+                     json.dumps(ENV_KW), "--output-dir", str(tmp_path / "cli"), "--no-plot"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "advantage=dual" in out.out and (tmp_path / "cli" / "metrics.jsonl").is_file()
+
+
+def test_train_main_reports_config_errors(capsys):
+    with pytest.raises(SystemExit):
+        train_main(["rlvr/GuessNumber-v0", "--advantage", "grpp"])  # argparse rejects the choice
+    assert "invalid choice" in capsys.readouterr().err
+    assert train_main(["rlvr/GuessNumber-v0", "--group-size", "1"]) == 2
+    assert "group_size must be >= 2" in capsys.readouterr().err
+
+
+def test_vllm_backend_without_vllm_says_how_to_fix():
+    pytest.importorskip("torch")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:  # pragma: no cover - only on machines with vLLM
+        pytest.skip("vLLM is installed here")
+    from rlvr.agents.trainer.backends import VLLMBackend
+    from rlvr.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="vllm"):
+        VLLMBackend("smollm2", max_new_tokens=8, temperature=1.0, top_p=1.0, gpu_memory_utilization=0.3,
+                    max_context=512, seed=0)
