@@ -137,18 +137,8 @@ def jaccard(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> float
     return len(a & b) / len(a | b)
 
 
-def similarity(pred: Any, gold: Any, *, ignore_case: bool = False) -> float:
-    """MatchTIR similarity of one predicted call and one gold call, in ``[0, 1]``.
-
-    ``pred`` and ``gold`` are ``{"name", "arguments"}`` dicts, :class:`GoldCall` or any object with
-    ``name`` and ``arguments``. ``ignore_case`` compares tool names case-insensitively, as the
-    published code does.
-    """
-    p_name, p_args = _name_args(pred)
-    g = _as_gold(gold)
-    same = p_name.lower() == g.name.lower() if ignore_case else p_name == g.name
-    if not same:
-        return 0.0
+def _args_similarity(p_args: Mapping[str, Any], g: GoldCall) -> float:
+    """The similarity of two calls already known to name the same tool."""
     gold_keys = {k for k in (*g.arguments, *g.accept) if k not in g.optional or k in p_args}
     equal = 0
     for k in gold_keys:
@@ -159,13 +149,30 @@ def similarity(pred: Any, gold: Any, *, ignore_case: bool = False) -> float:
     return (1.0 + jaccard(set(p_args), gold_keys) + equal) / (2.0 + len(gold_keys))
 
 
+def similarity(pred: Any, gold: Any, *, ignore_case: bool = False) -> float:
+    """MatchTIR similarity of one predicted call and one gold call, in ``[0, 1]``.
+
+    ``pred`` and ``gold`` are ``{"name", "arguments"}`` dicts, :class:`GoldCall` or any object with
+    ``name`` and ``arguments``. ``ignore_case`` compares tool names case-insensitively, as the
+    published code does.
+    """
+    p_name, p_args = _name_args(pred)
+    g = _as_gold(gold)
+    same = p_name.lower() == g.name.lower() if ignore_case else p_name == g.name
+    return _args_similarity(p_args, g) if same else 0.0
+
+
 def similarity_matrix(preds: Sequence[Any], golds: Sequence[Any], *, ignore_case: bool = False) -> np.ndarray:
-    """``S[i, j] = similarity(preds[i], golds[j])`` as a ``(P, G)`` float array."""
+    """``S[i, j] = similarity(preds[i], golds[j])`` as a ``(P, G)`` float array (only same-name pairs are scored)."""
     gold = [_as_gold(g) for g in golds]
+    by_name: dict[str, list[int]] = {}
+    for j, g in enumerate(gold):
+        by_name.setdefault(g.name.lower() if ignore_case else g.name, []).append(j)
     s = np.zeros((len(preds), len(gold)), dtype=np.float64)
     for i, p in enumerate(preds):
-        for j, g in enumerate(gold):
-            s[i, j] = similarity(p, g, ignore_case=ignore_case)
+        name, args = _name_args(p)
+        for j in by_name.get(name.lower() if ignore_case else name, ()):
+            s[i, j] = _args_similarity(args, gold[j])
     return s
 
 
@@ -203,18 +210,25 @@ def greedy_assignment(s: Any) -> np.ndarray:
     (total 0.9), while the optimal assignment takes ``0.8 + 0.7 = 1.5``.
     """
     s = _check_matrix(s)
+    p, g = s.shape
     plan = np.zeros_like(s)
-    triples = sorted(((float(s[i, j]), i, j) for i in range(s.shape[0]) for j in range(s.shape[1])), reverse=True)
-    used_rows: set[int] = set()
-    used_cols: set[int] = set()
-    for value, i, j in triples:
-        if value <= 0.0:
+    if not s.size:
+        return plan
+    flat = s.ravel()
+    rows, cols = np.divmod(np.arange(flat.size), g)
+    order = np.lexsort((-cols, -rows, -flat))  # descending (S, i, j), like sorting the triples in reverse
+    used_rows = np.zeros(p, dtype=bool)
+    used_cols = np.zeros(g, dtype=bool)
+    left = min(p, g)
+    for k in order.tolist():
+        if flat[k] <= 0.0 or not left:
             break
-        if i in used_rows or j in used_cols:
+        i, j = int(rows[k]), int(cols[k])
+        if used_rows[i] or used_cols[j]:
             continue
         plan[i, j] = 1.0
-        used_rows.add(i)
-        used_cols.add(j)
+        used_rows[i] = used_cols[j] = True
+        left -= 1
     return plan
 
 

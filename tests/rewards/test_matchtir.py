@@ -283,3 +283,25 @@ def test_extra_call_scores_lower(golds, data, method):
 def test_gold_gets_full_credit_under_hard_methods(golds, method):
     assert _score(golds, golds, method) == pytest.approx(1.0)
     assert _score(list(reversed(golds)), golds, method) == pytest.approx(1.0)  # order does not matter
+
+
+@given(gold_sets, gold_sets, st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_similarity_matrix_matches_pairwise_similarity(preds, golds, ignore_case):
+    preds = [dict(p, name=p["name"].upper()) if i % 2 else p for i, p in enumerate(preds)]
+    expected = [[similarity(p, g, ignore_case=ignore_case) for g in golds] for p in preds]
+    np.testing.assert_array_equal(similarity_matrix(preds, golds, ignore_case=ignore_case), np.array(expected).reshape(len(preds), len(golds)))
+
+
+@given(matrices)
+@settings(max_examples=80, deadline=None)
+def test_greedy_equals_the_sorted_triples_reference(rows):
+    s = np.array(rows)
+    ref = np.zeros_like(s)
+    used_r, used_c = set(), set()
+    for value, i, j in sorted(((s[i, j], i, j) for i in range(s.shape[0]) for j in range(s.shape[1])), reverse=True):
+        if value > 0 and i not in used_r and j not in used_c:
+            ref[i, j] = 1.0
+            used_r.add(i)
+            used_c.add(j)
+    np.testing.assert_array_equal(greedy_assignment(s), ref)

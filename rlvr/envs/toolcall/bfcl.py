@@ -403,6 +403,12 @@ def _func_docs(class_name: str) -> tuple[dict[str, Any], ...]:
     return tuple(_read_jsonl(bfcl_data_dir() / "multi_turn_func_doc" / _BACKENDS[class_name][1]))
 
 
+@functools.lru_cache(maxsize=None)
+def _class_specs(class_name: str) -> dict[str, dict[str, Any]]:
+    """The converted specs of a backend class, shared by every case (so tools built from them are cached once)."""
+    return {d["name"]: _function_spec(d) for d in _func_docs(class_name)}
+
+
 def _result_text(value: Any) -> str:
     """BFCL's text form of a backend return value."""
     if type(value) is str:
@@ -581,8 +587,8 @@ def _load_multi_turn(category: str, root: Path, skipped: _Skipped) -> list[ToolT
             }
             missed = {int(k): list(v) for k, v in e.get("missed_function", {}).items()}
             held = {n for names in missed.values() for n in names}
-            functions = tuple(_function_spec(d) for d in docs if d["name"] not in held)
-            by_name = {d["name"]: d for d in docs}
+            specs = {n: spec for c in classes for n, spec in _class_specs(c).items()}
+            functions = tuple(specs[d["name"]] for d in docs if d["name"] not in held)
             requests = []
             for i, (question, gold) in enumerate(zip(e["question"], answers[e["id"]], strict=True)):
                 calls = []
@@ -590,7 +596,7 @@ def _load_multi_turn(category: str, root: Path, skipped: _Skipped) -> list[ToolT
                     name, args = parse_call_string(s, params.get(s.split("(")[0].strip(), ()))
                     calls.append(GoldCall(name, json_roundtrip(args)))
                 system, msgs = _opening(question)
-                new = tuple(_function_spec(by_name[n]) for n in missed.get(i, []))
+                new = tuple(specs[n] for n in missed.get(i, []))
                 if new and not msgs:
                     msgs = ({"role": "user", "content": _NEW_FUNCTIONS},)
                 requests.append(Request(msgs, (tuple(calls),) if calls else (), new, _DONE if calls else _DECLINE))

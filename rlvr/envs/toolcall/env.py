@@ -85,6 +85,13 @@ class _ShapeTool(Tool):
         return f"Invalid arguments for tool {self.name!r}: {'; '.join(parts)}. Expected parameters {list(props)}."
 
 
+# Validated Tool prototypes keyed by the identity of their spec (specs live as long as their cached tasks;
+# the stored spec reference keeps the id from being reused while the entry exists).
+_TOOL_CACHE: dict[tuple[int, bool], tuple[Mapping[str, Any], Tool]] = {}
+_TOOL_CACHE_MAX = 65_536
+_PROMPTS: dict[int, tuple[ToolTask, str]] = {}  # system prompt per task object (bounded, oldest out first)
+
+
 def _record(res: ToolResult) -> str:
     """A call's result as compared by the executable check (same form for model and gold calls)."""
     if res.error is not None:
@@ -187,7 +194,6 @@ class ToolCallEnv(AgentEnv):
                     raise ConfigError(f"tasks must hold ToolTask objects, got {type(t).__name__}")
         elif tasks is not None:
             raise ConfigError(f"tasks applies to source='tasks' only (source is {source!r})")
-        self._tool_cache: dict[int, tuple[Mapping[str, Any], Tool]] = {}
         self.task: ToolTask | None = None
         self.runtime: Any = None
         self._clear_episode()
@@ -258,15 +264,17 @@ class ToolCallEnv(AgentEnv):
         return tasks[int(self.np_random.integers(len(tasks)))]
 
     # ------------------------------------------------------------------ tools
-    def _tool(self, spec: Mapping[str, Any], fn: Any, shape_only: bool) -> Tool:
-        key = id(spec)
-        hit = self._tool_cache.get(key)
-        if hit is None or hit[0] is not spec or isinstance(hit[1], _ShapeTool) != shape_only:
-            if len(self._tool_cache) > 8_192:
-                self._tool_cache.clear()
+    @staticmethod
+    def _tool(spec: Mapping[str, Any], fn: Any, shape_only: bool) -> Tool:
+        """A Tool for ``spec`` calling ``fn``; the validated prototype is built once per spec object."""
+        key = (id(spec), shape_only)
+        hit = _TOOL_CACHE.get(key)
+        if hit is None or hit[0] is not spec:
+            if len(_TOOL_CACHE) > _TOOL_CACHE_MAX:
+                _TOOL_CACHE.clear()
             cls = _ShapeTool if shape_only else Tool
             hit = (spec, cls(spec["name"], str(spec.get("description", "")), dict(spec["parameters"]), fn))
-            self._tool_cache[key] = hit
+            _TOOL_CACHE[key] = hit
         t = copy.copy(hit[1])
         t.fn = fn
         return t
@@ -300,8 +308,14 @@ class ToolCallEnv(AgentEnv):
         self.runtime = task.backend()
         self.tools = self._new_toolset()
         self._add_tools(self.tools, task.functions, self.runtime)
-        hint = _REQUEST_HINT if len(task.requests) > 1 else _ANSWER_HINT
-        system = render_tool_prompt(task.instructions or "Use the tools to fulfil the request.", self.tools, hint)
+        system = _PROMPTS.get(id(task))
+        if system is None or system[0] is not task:
+            hint = _REQUEST_HINT if len(task.requests) > 1 else _ANSWER_HINT
+            system = (task, render_tool_prompt(task.instructions or "Use the tools to fulfil the request.", self.tools, hint))
+            if len(_PROMPTS) >= 512:
+                _PROMPTS.pop(next(iter(_PROMPTS)))
+            _PROMPTS[id(task)] = system
+        system = system[1]
         messages: list[Message] = [{"role": "system", "content": system}, *(dict(m) for m in task.requests[0].messages)]
         info: dict[str, Any] = {
             "task_id": task.task_id,
