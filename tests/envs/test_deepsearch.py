@@ -338,3 +338,14 @@ def test_second_construction_is_quick_and_uses_the_cached_index():
     retrieval._MEMO.clear()  # as in a new process: the index must come from disk, not be rebuilt
     env = DeepSearchEnv()
     assert env.retriever.from_cache
+
+
+def test_public_api():
+    import rlvr.envs.deepsearch as ds
+    import rlvr.rewards.carr as carr
+    import rlvr.rewards.outcome as outcome
+
+    for mod in (ds, carr, outcome):
+        assert all(hasattr(mod, name) for name in mod.__all__)
+    assert {"DeepSearchEnv", "BM25Retriever", "HTTPRetriever", "generate_world", "load_qa"} <= set(ds.__all__)
+    assert DeepSearchEnv.env_id == "rlvr/DeepSearch-v0" and DeepSearchEnv.family == "search"

@@ -302,10 +302,12 @@ def generate_world(config: WorldConfig | None = None, **overrides: Any) -> World
     def pick(lst: list[Entity]) -> Entity:
         return lst[int(rng.integers(len(lst)))]
 
+    cities_in: dict[int, list[Entity]] = {}
     for c in Ci:
         facts[(c.key, "located_in")] = pick(R).key
+        cities_in.setdefault(facts[(c.key, "located_in")], []).append(c)
     for r in R:
-        inside = [c for c in Ci if facts[(c.key, "located_in")] == r.key]
+        inside = cities_in.get(r.key)
         if inside:
             facts[(r.key, "capital")] = pick(inside).key
     for p in P:
@@ -388,8 +390,11 @@ def generate_world(config: WorldConfig | None = None, **overrides: Any) -> World
         docs.append(Document(e.doc_id, e.name, " ".join(parts)))
 
     n_distract = config.distractors if config.distractors is not None else config.n_entities // 2
+    by_surname: dict[str, list[str]] = {}
+    for p in P:
+        by_surname.setdefault(p.attrs["last"], []).append(p.name)
     for num in ids[len(ents): len(ents) + n_distract]:
-        docs.append(_distractor(rng, f"doc{int(num)}", P, Ci, W, C))
+        docs.append(_distractor(rng, f"doc{int(num)}", P, Ci, W, C, by_surname))
     if config.wiki_distractors:
         from rlvr.envs.deepsearch.corpus import wikipedia_corpus
 
@@ -418,7 +423,8 @@ def _lead(e: Entity) -> str:
     return f"{e.name} is {_an(a['wkind'])}."
 
 
-def _distractor(rng: np.random.Generator, doc_id: str, P: list[Entity], Ci: list[Entity], W: list[Entity], C: list[Entity]) -> Document:
+def _distractor(rng: np.random.Generator, doc_id: str, P: list[Entity], Ci: list[Entity], W: list[Entity], C: list[Entity],
+                by_surname: dict[str, list[str]]) -> Document:
     def pick(lst: list[Entity]) -> Entity:
         return lst[int(rng.integers(len(lst)))]
 
@@ -436,7 +442,7 @@ def _distractor(rng: np.random.Generator, doc_id: str, P: list[Entity], Ci: list
                 f"Later commentators disagreed about its themes.")
     elif kind == 2:
         last = pick(P).attrs["last"]
-        people = [p.name for p in P if p.attrs["last"] == last][:5]
+        people = by_surname[last][:5]
         title = f"{last} (surname)"
         text = f"{last} is a surname. Notable people with the surname include " + ", ".join(people) + "."
     else:
