@@ -70,6 +70,7 @@ def test_shortcut_answer_without_citations_gets_outcome_but_not_rubric():
         assert term and c["em"] == 1.0
         assert c["rubric"] < 1.0
         assert c["outcome"] == pytest.approx(0.7)  # C-GRPO: (1 - 0.3) * 1 + 0.3 * 0
+        assert last["success"] is True
         assert reward == pytest.approx(0.7)
 
 

@@ -16,8 +16,9 @@ Reward components (``info["reward_components"]``; default weights in :data:`DEFA
   enormous queries, pages out of range, server errors);
 * ``format`` / ``tool_validity`` penalties from :class:`~rlvr.envs.core.AgentEnv`.
 
-Reset info carries ``task_id``, ``answer`` (aliases, canonical first, as information-gain rewards
-need), ``question``, ``hops``, ``gold_doc_ids`` and ``source``.
+The answer turn also sets ``info["success"]`` (exact match) and ``info["answer_eval"]`` (citations,
+rubric flags). Reset info carries ``task_id``, ``answer`` (aliases, canonical first, as
+information-gain rewards need), ``question``, ``hops``, ``gold_doc_ids`` and ``source``.
 
 Documents are data: their text is returned inside tool messages verbatim and is never parsed, so
 text in a document that looks like a tool call, an answer or an instruction changes nothing.
@@ -526,7 +527,7 @@ class DeepSearchEnv(AgentEnv):
             "rubric": rubric.to_dict() if rubric is not None else None, "rubric_skipped": why_not,
         }
         return TurnOutcome([{"role": "user", "content": f"Answer recorded. {verdict}"}], comps, terminated=True,
-                           info={"answer_eval": evaluation})
+                           info={"answer_eval": evaluation, "success": em == 1.0})
 
     # ------------------------------------------------------------------ oracle
     def oracle_action(self) -> str:
