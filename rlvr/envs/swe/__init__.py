@@ -1,5 +1,27 @@
-"""Software-engineering tasks in sandboxes: rlvr/SWE-v0.
+"""Software-engineering tasks in sandboxes: ``rlvr/SWE-v0``.
 
-Layers: :mod:`~rlvr.envs.swe.sandbox` (Docker / bubblewrap sandboxes), :mod:`~rlvr.envs.swe.pool`
-(warm pool), :mod:`~rlvr.envs.swe.images` (offline image layering).
+Layers, bottom up:
+
+* :mod:`~rlvr.envs.swe.sandbox`: Docker sandboxes (no network, cgroup limits, non-root, read-only
+  root, tar file transfer, labels and a reaper) and a bubblewrap fallback with the same interface;
+* :mod:`~rlvr.envs.swe.pool`: a thread-safe warm pool that restores sandboxes with ``git reset``;
+* :mod:`~rlvr.envs.swe.images`: offline image layering (debootstrap base, environment, instance);
+* :mod:`~rlvr.envs.swe.tasks`: the SWE-bench instance schema, a SWE-bench / SWE-Gym JSONL loader, grading;
+* :mod:`~rlvr.envs.swe.generator`: SWE-smith-style bugs injected into small shipped projects;
+* :mod:`~rlvr.envs.swe.agent_tools` and :mod:`~rlvr.envs.swe.env`: the agent's tools and :class:`SWEEnv`.
+
+Importing this package starts nothing; engines are contacted when an environment resets.
 """
+
+from rlvr.envs.swe.env import SWEEnv, SWERewardConfig
+from rlvr.envs.swe.errors import EngineUnavailable, ImageError, PoolExhausted, SandboxError, SandboxLost, TaskError
+from rlvr.envs.swe.generator import SWESmithGenerator, list_projects
+from rlvr.envs.swe.pool import SandboxPool
+from rlvr.envs.swe.sandbox import BwrapBackend, DockerBackend, ExecResult, Sandbox, SandboxConfig, reap_leaked
+from rlvr.envs.swe.tasks import GradeReport, SWETask, grade, load_swe_jsonl
+
+__all__ = [
+    "SWEEnv", "SWERewardConfig", "SWETask", "SWESmithGenerator", "GradeReport", "grade", "load_swe_jsonl",
+    "list_projects", "Sandbox", "SandboxConfig", "SandboxPool", "ExecResult", "DockerBackend", "BwrapBackend",
+    "reap_leaked", "SandboxError", "EngineUnavailable", "SandboxLost", "ImageError", "PoolExhausted", "TaskError",
+]

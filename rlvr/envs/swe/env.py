@@ -430,7 +430,7 @@ class SWEEnv(AgentEnv):
                 comps["gate"] = 0.0 if level >= self.rewards.delta else -self._immediate_sum
             reward = float(sum(w.get(k, 1.0) * v for k, v in comps.items()))
             info["outcome"] = str(outcome)
-            info["resolved"] = outcome is SubmissionOutcome.RESOLVED
+            info["resolved"] = info["success"] = outcome is SubmissionOutcome.RESOLVED
             if self._report is not None:
                 info["grade"] = {"fail_to_pass": self._report.fail_to_pass, "pass_to_pass": self._report.pass_to_pass,
                                  "apply_error": self._report.apply_error, "patch_chars": len(self._report.model_patch)}

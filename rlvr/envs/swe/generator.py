@@ -279,12 +279,22 @@ class _Sites:
         return False
 
 
+_MUTATION_CACHE: dict[tuple[str, tuple[str, ...]], list[Mutation]] = {}
+
+
 def enumerate_mutations(project: Project, kinds: Iterable[str] | None = None) -> list[Mutation]:
     """Every candidate mutation of the project's source files, in a fixed order."""
     allowed = set(kinds or MUTATION_KINDS)
     unknown = allowed - set(MUTATION_KINDS)
     if unknown:
         raise ConfigError(f"unknown mutation kind(s) {sorted(unknown)}; choose from {MUTATION_KINDS}")
+    key = (project.digest, tuple(sorted(allowed)))
+    if key not in _MUTATION_CACHE:
+        _MUTATION_CACHE[key] = _enumerate(project, allowed)
+    return list(_MUTATION_CACHE[key])
+
+
+def _enumerate(project: Project, allowed: set[str]) -> list[Mutation]:
     out: list[Mutation] = []
     for path in project.source_files:
         sites = _Sites(path, project.files[path]).collect()
@@ -337,6 +347,7 @@ def run_tests_locally(files: Mapping[str, bytes], timeout_s: float = 30.0) -> Te
         cmd = [sys.executable, "-m", *DEFAULT_TEST_CMD.split()[2:]]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "PYTHON"))}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # the host's pytest plugins only slow start-up down
         try:
             proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout_s, env=env,
                                   check=False)
@@ -475,10 +486,16 @@ def build_task(project: Project, mutation: Mutation, bug: ValidatedBug) -> SWETa
 
 
 # --------------------------------------------------------------------------- catalog and generator
+_CATALOG_CACHE: dict[tuple[str, float], str] = {}
+
+
 def _load_catalog(path: Path | None) -> dict[str, Any]:
     if path is None or not path.is_file():
         return {"version": CATALOG_VERSION, "projects": {}}
-    data = json.loads(path.read_text())
+    key = (str(path), path.stat().st_mtime)
+    if key not in _CATALOG_CACHE:
+        _CATALOG_CACHE[key] = path.read_text()
+    data = json.loads(_CATALOG_CACHE[key])  # a private copy: generators add to it
     if data.get("version") != CATALOG_VERSION:
         return {"version": CATALOG_VERSION, "projects": {}}
     return data
@@ -611,6 +628,7 @@ def build_catalog(projects: Sequence[str] | None = None, *, workers: int = 2, pa
         ids = {m.id for m in cands}
         entry = gen.catalog["projects"][name]
         entry["mutations"] = {k: v for k, v in entry["mutations"].items() if k in ids}
+        gen.save_catalog(path or CATALOG_PATH)
     return gen.save_catalog(path or CATALOG_PATH)
 
 
