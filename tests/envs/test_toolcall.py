@@ -434,3 +434,11 @@ def test_json_file_errors(tmp_path):
     bad.write_text('{"id": 1}\n{oops\n')
     with pytest.raises(ConfigError, match="bad.jsonl:2: not valid JSON"):
         load_json_tasks(bad, trust_code=True)
+
+
+def test_missing_bfcl_package_says_how_to_install(monkeypatch):
+    import rlvr.envs.toolcall.bfcl as bfcl
+
+    monkeypatch.setattr(bfcl.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match="pip install --no-deps bfcl-eval"):
+        bfcl.bfcl_data_dir()

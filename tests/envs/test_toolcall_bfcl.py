@@ -312,3 +312,45 @@ def test_long_context_backends_load():
     infos = run_oracle(env, options={"index": 0})
     assert max_reward(infos)
     assert set(AST_CATEGORIES) | set(IRRELEVANCE_CATEGORIES) | set(MULTI_TURN_CATEGORIES) == set(BFCL_CATEGORIES)
+
+
+# ----------------------------------------------------------------------------- fuzzing with model-like output
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["city", "days", "temp", "tags", "opts", "zzz"]), json_values, max_size=6), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_ast_check_never_raises_on_arbitrary_arguments(args, java):
+    sig = {"weather": dict(SIG["weather"], language="java" if java else "python")}
+    assert ast_check([{"name": "weather", "arguments": args}], [GOLD], sig) in (True, False)
+
+
+_FUZZ_ENV: dict[str, ToolCallEnv] = {}
+
+
+@given(st.integers(0, 799), st.lists(st.tuples(st.integers(0, 200), st.dictionaries(st.text(max_size=12), json_values, max_size=4)), min_size=1, max_size=3), st.data())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_random_calls_on_bfcl_backends_never_crash(index, calls, data):
+    env = _FUZZ_ENV.setdefault("env", ToolCallEnv("bfcl", categories=list(MULTI_TURN_CATEGORIES), tool_timeout_s=2.0))
+    env.reset(options={"index": index})
+    names = env.tools.names
+    parts = []
+    for k, args in calls:
+        name = names[k % len(names)] if k < 190 else f"no_such_tool_{k}"
+        props = list(env.tools[name].parameters["properties"]) if name in env.tools else []
+        if props:  # mostly real parameter names, with model-like values
+            args = {**args, **{p: data.draw(json_values) for p in props[: data.draw(st.integers(0, len(props)))]}}
+        parts.append("<tool_call>" + json.dumps({"name": name, "arguments": args}) + "</tool_call>")
+    obs, reward, term, trunc, info = env.step("".join(parts))
+    assert env.observation_space.contains(obs) and isinstance(reward, float)
+    assert len([m for m in obs if m["role"] == "tool"]) == len(parts)
+    *_, info = env.step("<answer>done</answer>")
+    assert info["reward_components"]["outcome"] in (0.0, 1.0)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -90,6 +91,7 @@ class _ShapeTool(Tool):
 _TOOL_CACHE: dict[tuple[int, bool], tuple[Mapping[str, Any], Tool]] = {}
 _TOOL_CACHE_MAX = 65_536
 _PROMPTS: dict[int, tuple[ToolTask, str]] = {}  # system prompt per task object (bounded, oldest out first)
+_CACHE_LOCK = threading.Lock()  # environments step in threads during rollouts
 
 
 def _record(res: ToolResult) -> str:
@@ -270,11 +272,12 @@ class ToolCallEnv(AgentEnv):
         key = (id(spec), shape_only)
         hit = _TOOL_CACHE.get(key)
         if hit is None or hit[0] is not spec:
-            if len(_TOOL_CACHE) > _TOOL_CACHE_MAX:
-                _TOOL_CACHE.clear()
             cls = _ShapeTool if shape_only else Tool
             hit = (spec, cls(spec["name"], str(spec.get("description", "")), dict(spec["parameters"]), fn))
-            _TOOL_CACHE[key] = hit
+            with _CACHE_LOCK:
+                if len(_TOOL_CACHE) > _TOOL_CACHE_MAX:
+                    _TOOL_CACHE.clear()
+                _TOOL_CACHE[key] = hit
         t = copy.copy(hit[1])
         t.fn = fn
         return t
@@ -312,9 +315,10 @@ class ToolCallEnv(AgentEnv):
         if system is None or system[0] is not task:
             hint = _REQUEST_HINT if len(task.requests) > 1 else _ANSWER_HINT
             system = (task, render_tool_prompt(task.instructions or "Use the tools to fulfil the request.", self.tools, hint))
-            if len(_PROMPTS) >= 512:
-                _PROMPTS.pop(next(iter(_PROMPTS)))
-            _PROMPTS[id(task)] = system
+            with _CACHE_LOCK:
+                if len(_PROMPTS) >= 512:
+                    _PROMPTS.pop(next(iter(_PROMPTS)))
+                _PROMPTS[id(task)] = system
         system = system[1]
         messages: list[Message] = [{"role": "system", "content": system}, *(dict(m) for m in task.requests[0].messages)]
         info: dict[str, Any] = {
