@@ -37,11 +37,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from rlvr.envs.core import AgentEnv, Message, TurnOutcome, render_tool_prompt
+from rlvr.envs.parsers import ToolCall
 from rlvr.envs.tools import Tool, ToolResult, ToolSet
 from rlvr.envs.toolcall.bfcl import BFCL_CATEGORIES, UNSUPPORTED_CATEGORIES, ast_check, load_bfcl
 from rlvr.envs.toolcall.synthetic import SyntheticConfig, generate_task
 from rlvr.envs.toolcall.task import ToolTask, oracle_text
-from rlvr.errors import ConfigError, did_you_mean
+from rlvr.errors import ConfigError, NoOracleError, did_you_mean
 from rlvr.rewards.matchtir import MatchMethod, MatchTIR
 from rlvr.rewards.outcome import exact_match, token_f1
 
@@ -441,8 +442,6 @@ class ToolCallEnv(AgentEnv):
 
     def oracle_action(self) -> str:
         if self.task is None or self._done:
-            from rlvr.errors import NoOracleError
-
             raise NoOracleError("the episode has ended (or never started); call reset() first")
         req = self.task.requests[self._req]
         done = self._steps_done(req.steps)
@@ -458,7 +457,5 @@ def _key(name: str, arguments: Mapping[str, Any]) -> str:
     return json.dumps([name, arguments], sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _as_call(gold: Any):
-    from rlvr.envs.parsers import ToolCall
-
+def _as_call(gold: Any) -> ToolCall:
     return ToolCall(gold.name, dict(gold.arguments))
