@@ -79,7 +79,7 @@ def main() -> None:
     rows = {}
     with SandboxPool(backend, image, size=1, max_size=1) as pool:
         pool.warm()
-        with pool.acquire(lambda sb: sb.load_tree(trees[0][0], digest=trees[0][1])) as sb:
+        with pool.acquire(lambda sb: sb.load_tree(trees[0][0], digest=trees[0][1])):
             pass
 
         def warm_same():

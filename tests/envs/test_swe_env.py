@@ -115,7 +115,7 @@ def test_env_reward_matches_gated_accumulation_over_the_trajectory(pool, gen):
 
 
 def test_tools_and_error_observations(pool, gen):
-    env = make(pool, max_turns=20)
+    env = SWEEnv(pool=pool, max_turns=20, command_timeout_s=3, test_timeout_s=60)
     obs, info = env.reset(options={"task_id": gen.valid_task_ids("textkit")[0]})
     assert "<issue>" in obs[1]["content"] and "submit" in obs[0]["content"]
     hidden = env.task.metadata["hidden_tests"]
@@ -138,7 +138,7 @@ def test_tools_and_error_observations(pool, gen):
     obs = env.step(call("edit_file", path="notes/a.txt", old_str="two", new_str="2"))[0]
     assert "Edited /testbed/notes/a.txt" in obs[0]["content"]
     obs, _, _, _, info = env.step(call("bash", command="sleep 30"))
-    assert "timed out after 20 s" in obs[0]["content"]
+    assert "timed out after 3 s" in obs[0]["content"]
     obs, _, _, _, info = env.step(call("bash"))
     assert info["error"]["kind"] == "invalid_arguments"
     obs = env.step(call("run_tests", target="tests/test_nothing_here.py"))[0]
@@ -156,7 +156,6 @@ def test_sandbox_killed_mid_episode_recovers(pool, backend, gen):
     obs, _, term, trunc, info = env.step(call("bash", command="echo hi"))
     assert "new sandbox was started" in obs[0]["content"] and info["sandbox_recoveries"] == 1
     assert not term and not trunc
-    total, steps = 0.0, []
     while True:  # the oracle starts over from the restored state and still resolves the task
         obs, r, term, trunc, info = env.step(env.oracle_action())
         if term or trunc:
@@ -199,21 +198,26 @@ def _git(cwd, *args):
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def test_swe_bench_jsonl_with_local_clones(pool, gen, tmp_path):
-    """A SWE-bench-format task whose repository is a local git clone (the fix lives in later history)."""
-    t = gen.task_by_id(gen.valid_task_ids("geometry")[0])
-    repo = tmp_path / "repos" / "acme__geometry"
-    for rel, data in t.files.items():
+def make_clone(task, repo: Path) -> str:
+    """A git clone holding the task's buggy tree at its base commit and the fix in a later commit."""
+    for rel, data in task.files.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_bytes(data)
     _git(repo, "init", "-q")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "buggy")
     base = _git(repo, "rev-parse", "HEAD")
-    (repo / "fix.patch").write_text(t.patch)
+    (repo / "fix.patch").write_text(task.patch)
     _git(repo, "apply", "fix.patch")
     (repo / "fix.patch").unlink()
     _git(repo, "commit", "-qam", "the fix")  # later history must not reach the sandbox
+    return base
+
+
+def test_swe_bench_jsonl_with_local_clones(pool, gen, tmp_path):
+    """A SWE-bench-format task whose repository is a local git clone."""
+    t = gen.task_by_id(gen.valid_task_ids("geometry")[0])
+    base = make_clone(t, tmp_path / "repos" / "acme__geometry")
     rec = {**t.to_record(), "repo": "acme/geometry", "instance_id": "acme__geometry-1", "base_commit": base}
     path = tmp_path / "tasks.jsonl"
     path.write_text(json.dumps(rec) + "\n")
@@ -221,24 +225,30 @@ def test_swe_bench_jsonl_with_local_clones(pool, gen, tmp_path):
     info, total, steps = run_oracle(env, seed=0)
     assert info["task_id"] == "acme__geometry-1" and steps[-1]["resolved"]
     env.reset(seed=0)
-    out = env.step(call("bash", command="git log --oneline | wc -l; git show HEAD --stat | grep -c fix || true"))[0]
+    out = env.step(call("bash", command="git log --oneline | wc -l; git log --all --oneline | grep -c fix || true"))[0]
     assert out[0]["content"].split()[:2] == ["1", "0"]
     env.close()
 
 
 def test_user_provided_image_is_adapted(backend, gen, tmp_path):
-    """A task whose repository comes in its own image (as SWE-bench instance images do)."""
+    """A task whose repository comes in its own image (as SWE-bench instance images do), root-owned,
+    with the fix in its later git history."""
     t = gen.task_by_id(gen.valid_task_ids("scheduler")[0])
-    ctx = {f"repo/{k}": v for k, v in t.files.items()}
-    body = ("USER root\nCOPY repo/ /work/repo/\nRUN cd /work/repo && git init -q && git add -A && "
-            "git -c user.name=u -c user.email=u@u commit -qm base")
+    repo = tmp_path / "repo"
+    base = make_clone(t, repo)
+    ctx = {f"repo/{p.relative_to(repo).as_posix()}": p.read_bytes() for p in repo.rglob("*") if p.is_file()}
+    body = "USER root\nCOPY repo/ /work/repo/"
     user_image = images.build_layer(backend.client, "rlvr-test-user", "scheduler", images.BASE_IMAGE, body, ctx)
-    task = type(t)(**{**{k: getattr(t, k) for k in t.__dataclass_fields__}, "files": None, "image": user_image,
-                      "repo_dir": "/work/repo", "instance_id": "user-image-1"})
+    fields = {k: getattr(t, k) for k in t.__dataclass_fields__}
+    task = type(t)(**{**fields, "files": None, "image": user_image, "repo_dir": "/work/repo",
+                      "instance_id": "user-image-1", "base_commit": base})
     env = SWEEnv(tasks=[task], backend=backend, max_turns=6, command_timeout_s=20, test_timeout_s=60)
     info, total, steps = run_oracle(env, seed=0)
     assert steps[-1]["resolved"], steps[-1].get("grade")
     assert env.image_digest and env._pool.image.startswith("rlvr-swe-adapted:")
+    env.reset(seed=0)
+    out = env.step(call("bash", command="git log --all --oneline | wc -l; stat -c %U /testbed"))[0]
+    assert out[0]["content"].split()[:2] == ["1", "agent"]
     env.close()
     env._pool.close()
 

@@ -37,7 +37,7 @@ from rlvr.envs.swe.errors import EngineUnavailable, SandboxError, SandboxLost, T
 from rlvr.envs.swe.generator import SWESmithGenerator
 from rlvr.envs.swe.pool import SandboxPool, shared_pool
 from rlvr.envs.swe.sandbox import WORKDIR, Backend, Sandbox, SandboxConfig, make_backend
-from rlvr.envs.swe.tasks import DEFAULT_TEST_CMD, GradeReport, SWETask, grade, load_swe_jsonl
+from rlvr.envs.swe.tasks import GradeReport, SWETask, grade, load_swe_jsonl
 from rlvr.envs.tools import ToolResult
 from rlvr.errors import ConfigError, ErrorKind
 from rlvr.rewards.gated import OutcomeLevels, SubmissionOutcome

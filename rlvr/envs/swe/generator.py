@@ -19,13 +19,12 @@ patch is the reverse diff of the mutation.
 
 Generation is deterministic from the seed: the seed picks a project and an order over its candidate
 mutations; the first valid one is the task. Validation results are cached in a catalog shipped with
-the package (``data/catalog.json``, rebuilt by ``python -m rlvr.envs.swe.generator build-catalog``),
+the package (``data/catalog.json``, rebuilt by ``python -m rlvr.envs.swe build-catalog``),
 so generation needs no test run unless a project changed.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import difflib
 import hashlib
@@ -621,7 +620,7 @@ def build_catalog(projects: Sequence[str] | None = None, *, workers: int = 2, pa
         gen._entry(project)
         cands = enumerate_mutations(project)
         with ThreadPoolExecutor(workers) as ex:
-            results = list(ex.map(lambda m: gen.validated(project, m), cands))
+            results = list(ex.map(lambda m, p=project: gen.validated(p, m), cands))
         n_valid = sum(r is not None for r in results)
         print(f"{name}: {len(cands)} candidates, {n_valid} valid bugs", flush=True)
         # drop cache entries of mutations that no longer exist
@@ -631,23 +630,3 @@ def build_catalog(projects: Sequence[str] | None = None, *, workers: int = 2, pa
         gen.save_catalog(path or CATALOG_PATH)
     return gen.save_catalog(path or CATALOG_PATH)
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m rlvr.envs.swe.generator build-catalog | show SEED``."""
-    ap = argparse.ArgumentParser(prog="python -m rlvr.envs.swe.generator")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build-catalog", help="validate every candidate mutation and write the catalog")
-    b.add_argument("--projects", nargs="*")
-    b.add_argument("--workers", type=int, default=2)
-    s = sub.add_parser("show", help="print the task of a seed")
-    s.add_argument("seed", type=int)
-    args = ap.parse_args(argv)
-    if args.cmd == "build-catalog":
-        print(build_catalog(args.projects, workers=args.workers))
-    else:
-        t = SWESmithGenerator().task(args.seed)
-        print(t.instance_id, "\n", t.problem_statement, "\n", t.patch, sep="")
-
-
-if __name__ == "__main__":
-    main()

@@ -134,7 +134,7 @@ def ensure_env_image(client: Any, name: str = "python", *, base: str = BASE_IMAG
     commands run as root with no network). Builds the base image first when it is missing."""
     ensure_base_image(client, base, build=build_base)
     ctx = {"rlvr-exec": _RUNNER_FILE.read_bytes()}
-    body = [f"USER root", f"COPY rlvr-exec {RUNNER_PATH}", f"RUN chmod 0755 {RUNNER_PATH}"]
+    body = ["USER root", f"COPY rlvr-exec {RUNNER_PATH}", f"RUN chmod 0755 {RUNNER_PATH}"]
     if files:
         ctx.update({f"env/{k}": v for k, v in files.items()})
         body.append("COPY env/ /opt/rlvr/env/")

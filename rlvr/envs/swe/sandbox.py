@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -785,3 +785,4 @@ def make_backend(kind: Literal["docker", "bwrap", "auto"] = "docker", **kwargs: 
         except EngineUnavailable:
             return BwrapBackend(**{k: v for k, v in kwargs.items() if k in ("rootfs", "extra_path", "config")})
     raise ConfigError(f"backend must be 'docker', 'bwrap' or 'auto', got {kind!r}")
+
