@@ -101,52 +101,75 @@ def answer_logprobs_cached(
     answer_ids: Sequence[Sequence[int]],
     *,
     batch_size: int = 8,
+    probe_mode: Literal["auto", "blocks", "loop"] = "auto",
 ) -> list[list[float]]:
     """Same values as :func:`answer_logprobs_naive`, from one cached prefix pass per batch.
 
-    Sequences are right-padded into batches of ``batch_size``; each is cut at its last boundary
-    (later tokens are never attended). Works with any Hugging Face causal LM whose cache supports
-    ``crop`` (every ``DynamicCache``).
+    Sequences are right-padded into batches of ``batch_size`` and cut at their last boundary (later
+    tokens are never attended). One pass fills the KV cache; then every boundary's probe -- the
+    boundary's last context token, the prefix, the answer -- is scored against that cache: all
+    boundaries in ONE pass with a block attention mask (probe block ``t`` sees the cache up to its
+    boundary and itself, causally) for the ``sdpa`` and ``eager`` attention implementations, or one
+    pass per boundary index with a 2-D mask for other implementations (``probe_mode`` forces one:
+    ``"blocks"`` or ``"loop"``).
     """
     _check_inputs(sequences, boundaries, prefix_ids, answer_ids)
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1; got {batch_size}")
     device = _model_device(model)
+    impl = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    if probe_mode not in ("auto", "blocks", "loop"):
+        raise ConfigError(f"probe_mode must be 'auto', 'blocks' or 'loop'; got {probe_mode!r}")
+    use_blocks = probe_mode == "blocks" or (probe_mode == "auto" and impl in ("sdpa", "eager"))
     out: list[list[float]] = [[] for _ in sequences]
     order = [i for i in range(len(sequences)) if boundaries[i]]
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         ctx = [list(sequences[i][: max(boundaries[i])]) for i in idx]
-        probes = [list(prefix_ids) + list(answer_ids[i]) for i in idx]
-        length, k_max, bsz = max(map(len, ctx)), max(map(len, probes)), len(idx)
-        ids = torch.zeros(bsz, length, dtype=torch.long, device=device)
-        ctx_mask = torch.zeros(bsz, length, dtype=torch.long, device=device)
-        for r, c in enumerate(ctx):
-            ids[r, : len(c)] = torch.tensor(c, device=device)
+        bsz, length = len(idx), max(map(len, ctx))
+        n_blocks = max(len(boundaries[i]) for i in idx)
+        # probe block (r, t): [context token b-1] + prefix + answer, at positions b-1, b, ...
+        width = 1 + len(prefix_ids) + max(len(answer_ids[i]) for i in idx)
+        probe = torch.zeros(bsz, n_blocks, width, dtype=torch.long)
+        first = torch.ones(bsz, n_blocks, dtype=torch.long)  # position of the block's first token
+        ids = torch.zeros(bsz, length, dtype=torch.long)
+        ctx_mask = torch.zeros(bsz, length, dtype=torch.long)
+        for r, (i, c) in enumerate(zip(idx, ctx)):
+            ids[r, : len(c)] = torch.tensor(c)
             ctx_mask[r, : len(c)] = 1
-        cache = model(input_ids=ids, attention_mask=ctx_mask, use_cache=True).past_key_values
-        # The probe re-feeds the boundary's last context token (position b-1, cache masked from b-1
-        # on) so its logits predict the first probe token even when the prefix is empty.
-        k_max = k_max + 1
-        probe_mask = torch.zeros(bsz, k_max, dtype=torch.long, device=device)
-        for r, p in enumerate(probes):
-            probe_mask[r, : len(p) + 1] = 1
-        cache_pos = torch.arange(length, device=device)
-        for t in range(max(len(boundaries[i]) for i in idx)):
-            bs = [boundaries[i][t] if t < len(boundaries[i]) else 1 for i in idx]
-            probe_ids = torch.zeros(bsz, k_max, dtype=torch.long, device=device)
-            for r, (c, p, b) in enumerate(zip(ctx, probes, bs)):
-                probe_ids[r, : len(p) + 1] = torch.tensor([c[b - 1], *p], device=device)
-            start_pos = torch.tensor(bs, device=device)[:, None] - 1
-            attn = torch.cat([(cache_pos[None, :] < start_pos).long(), probe_mask], dim=1)
-            pos = start_pos + torch.arange(k_max, device=device)[None, :]
-            logits = model(input_ids=probe_ids, attention_mask=attn, position_ids=pos,
-                           past_key_values=cache, use_cache=True).logits
-            cache.crop(-k_max)  # drop the probe again: works on both the old and new crop APIs
-            for r, i in enumerate(idx):
-                if t < len(boundaries[i]):
-                    n, k = len(answer_ids[i]), len(probes[r]) + 1
-                    out[i].append(_mean_answer_logprob(logits[r, k - n - 1 : k - 1], probe_ids[r, :k], n))
+            body = list(prefix_ids) + list(answer_ids[i])
+            for t, b in enumerate(boundaries[i]):
+                probe[r, t, : len(body) + 1] = torch.tensor([c[b - 1], *body])
+                first[r, t] = b - 1
+        cache = model(input_ids=ids.to(device), attention_mask=ctx_mask.to(device), use_cache=True).past_key_values
+        pos = (first[:, :, None] + torch.arange(width)[None, None, :]).to(device)
+        probe = probe.to(device)
+        sees_cache = torch.arange(length, device=device)[None, None, :] < first.to(device)[:, :, None]  # [B, T, L]
+        if use_blocks:
+            q = n_blocks * width
+            block = torch.arange(q, device=device) // width
+            causal_same_block = (block[:, None] == block[None, :]) & (
+                torch.arange(q, device=device)[:, None] >= torch.arange(q, device=device)[None, :])
+            allowed = torch.cat([sees_cache.repeat_interleave(width, dim=1),
+                                 causal_same_block[None].expand(bsz, q, q)], dim=2)[:, None]  # [B, 1, Q, L+Q]
+            if impl == "eager":
+                dtype = next(model.parameters()).dtype
+                allowed = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(
+                    ~allowed, torch.finfo(dtype).min)
+            logits = model(input_ids=probe.reshape(bsz, q), attention_mask=allowed, position_ids=pos.reshape(bsz, q),
+                           past_key_values=cache, use_cache=True).logits.reshape(bsz, n_blocks, width, -1)
+        else:
+            chunks = []
+            for t in range(n_blocks):
+                attn = torch.cat([sees_cache[:, t].long(), torch.ones(bsz, width, dtype=torch.long, device=device)], 1)
+                chunks.append(model(input_ids=probe[:, t], attention_mask=attn, position_ids=pos[:, t],
+                                    past_key_values=cache, use_cache=True).logits)
+                cache.crop(-width)  # drop this probe again (the same call on old and new cache APIs)
+            logits = torch.stack(chunks, dim=1)
+        for r, i in enumerate(idx):
+            n, k = len(answer_ids[i]), 1 + len(prefix_ids) + len(answer_ids[i])
+            for t in range(len(boundaries[i])):
+                out[i].append(_mean_answer_logprob(logits[r, t, k - n - 1 : k - 1], probe[r, t, :k], n))
     return out
 
 

@@ -168,3 +168,40 @@ def test_vllm_backend_without_vllm_says_how_to_fix():
     with pytest.raises(ModelLoadError, match="vllm"):
         VLLMBackend("smollm2", max_new_tokens=8, temperature=1.0, top_p=1.0, gpu_memory_utilization=0.3,
                     max_context=512, seed=0)
+
+
+def test_demo_summary_table_and_run(tmp_path, tok, capsys):
+    from rlvr.agents.trainer.demo import demo_config, demo_main, summary_table
+
+    cfg = demo_config(str(tmp_path / "d"))
+    assert cfg.env == "rlvr/GuessNumber-v0" and cfg.eval_episodes > 0 and cfg.device == "cpu"
+    table = summary_table({"episodes": 4, "mean_reward": 0.25, "components": {"outcome": 0.25}},
+                          {"episodes": 4, "mean_reward": 0.5, "components": {"outcome": 0.5}})
+    assert "| mean reward | 0.250 | 0.500 |" in table and "| reward: outcome | 0.250 | 0.500 |" in table
+    folder = tmp_path / "tiny"
+    answer_policy(tok).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    assert demo_main(["--model", str(folder), "--steps", "1", "--output-dir", str(tmp_path / "demo")]) == 0
+    out = tmp_path / "demo"
+    assert "| success rate |" in (out / "summary.md").read_text()
+    for name in ("trajectories.jsonl", "metrics.jsonl", "plots/training.png", "eval_before/trajectories.jsonl",
+                 "eval_after/trajectories.jsonl", "summary.json"):
+        assert (out / name).is_file(), name
+    assert "wall time" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_smollm2_train_step(tmp_path):
+    """SmolLM2-135M itself: one rollout + update step on GuessNumber changes its weights."""
+    from rlvr.agents.models import load_model
+
+    model, tokenizer = load_model("smollm2", device="cpu", dtype=torch.float32)
+    before = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    config = _config(tmp_path, env_kwargs={"low": 1, "high": 4, "max_turns": 2}, group_size=2, tasks_per_step=1,
+                     max_new_tokens=24, lr=1e-5, model="smollm2")
+    res = train(config, model=model, tokenizer=tokenizer)
+    row = res.metrics[0]
+    assert row["tokens/prompt_mismatch_turns"] == 0 and row["tokens/generated"] > 0
+    assert abs(row["loss/ratio_mean"] - 1.0) < 0.05
+    if row["adv/zero_group_frac"] < 1.0:
+        assert not torch.equal(before, model.model.layers[0].self_attn.q_proj.weight)

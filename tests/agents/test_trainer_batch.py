@@ -63,3 +63,9 @@ def test_advantage_stats_zero_group_fraction():
     s = advantage_stats([np.zeros((2, 2)), np.array([[1.0, 0.0], [-1.0, 0.0]])], [m, m])
     assert s["adv/zero_group_frac"] == 0.5
     assert s["adv/max"] == 1.0 and s["adv/min"] == -1.0
+
+
+def test_explicit_weights_override_the_config():
+    # e.g. an environment whose defaults log a component at weight 0
+    t = reward_tables(TRAJS, TrainConfig(reward_weights={"format": 5.0}), weights={"format": 0.0})
+    assert np.allclose(t.process, [[0.5, 0.0, 0.0], [0.25, 0.25, 0.0]])

@@ -16,17 +16,21 @@ from rlvr.rewards.info_gain import (
 transformers = pytest.importorskip("transformers")
 
 
-@pytest.fixture(scope="module")
-def tiny_model():
+def _tiny(attn="sdpa"):
     torch.manual_seed(0)
     cfg = transformers.LlamaConfig(
         vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256,
+        num_key_value_heads=2, max_position_embeddings=256, attn_implementation=attn,
     )
     model = transformers.LlamaForCausalLM(cfg).eval()
     with torch.no_grad():  # sharpen the random model so answer probabilities differ across contexts
         model.lm_head.weight.mul_(40.0)
     return model
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return _tiny()
 
 
 def _data():
@@ -48,6 +52,18 @@ def test_cached_equals_naive(tiny_model, prefix, batch_size):
         assert b == pytest.approx(a, abs=1e-4)
     spread = max(v for r in naive for v in r) - min(v for r in naive for v in r)
     assert spread > 0.1  # the values genuinely depend on the context, so equality is meaningful
+
+
+@pytest.mark.parametrize("attn,mode", [("eager", "auto"), ("sdpa", "loop"), ("eager", "loop")])
+def test_cached_probe_modes_and_attention_implementations(attn, mode):
+    model = _tiny(attn)
+    seqs, bounds, answers = _data()
+    naive = answer_logprobs_naive(model, seqs, bounds, [7, 8], answers)
+    cached = answer_logprobs_cached(model, seqs, bounds, [7, 8], answers, batch_size=3, probe_mode=mode)
+    for a, b in zip(naive, cached):
+        assert b == pytest.approx(a, abs=1e-4)
+    with pytest.raises(ConfigError, match="probe_mode"):
+        answer_logprobs_cached(model, seqs, bounds, [7, 8], answers, probe_mode="fast")
 
 
 def test_naive_matches_a_manual_forward(tiny_model):

@@ -155,6 +155,100 @@ class VLLMBackend:
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
                 self.memory = _TokenMemory(self.tokenizer)
+                self.base_seed, self.calls = int(kwargs.get("seed") or 0), 0
+
+            def encode(self, messages: Messages) -> list[int]:
+                ids = self.memory.continue_ids(messages)
+                if ids is not None:
+                    return ids
+                return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True))
+
+            def act_batch(self, batch: Sequence[Messages]) -> list[Generation]:
+                import vllm
+
+                prompts = [self.encode(m) for m in batch]
+                self.calls += 1
+                p = self.params
+                # one seed per request: a single shared seed would give the G rollouts of a group
+                # (identical prompts) identical samples
+                params = [vllm.SamplingParams(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p,
+                                              logprobs=0, seed=(self.base_seed * 1_000_003 + self.calls) * 4096 + j)
+                          for j in range(len(prompts))]
+                outs = self.llm.generate([{"prompt_token_ids": q} for q in prompts], params, use_tqdm=False)
+                gens = []
+                for q, o in zip(prompts, outs):
+                    c = o.outputs[0]
+                    ids = list(c.token_ids)
+                    lps = [float(step[t].logprob) for step, t in zip(c.logprobs or [], ids)] if c.logprobs else None
+                    gens.append(Generation(c.text, q, ids, lps, c.finish_reason))
+                self.memory.remember(batch, gens)
+                return gens
+
+        # processed_logprobs: log-probs of the temperature-scaled sampling distribution, as the
+        # trainer computes them (needs vLLM >= 0.10.2)
+        self.agent = _TokenExactVLLMAgent(model_name, max_new_tokens=max_new_tokens, temperature=temperature,
+                                          top_p=top_p, gpu_memory_utilization=gpu_memory_utilization,
+                                          enable_sleep_mode=True, seed=seed, max_model_len=max_context,
+                                          logprobs_mode="processed_logprobs")
+
+    def reseed(self, seed: int) -> None:
+        self.agent.base_seed, self.agent.calls = seed, 0
+
+    def clear(self) -> None:
+        self.agent.memory.clear()
+
+    def before_update(self) -> None:
+        return None
+
+    def after_update(self, model: Any) -> None:
+        return None
+
+
+def policy_weights(model: Any) -> Iterator[tuple[str, Any]]:
+    """``(name, tensor)`` pairs of the policy under the base model's parameter names.
+
+    For a peft LoRA model the adapters are merged into a copy of each affected weight, so the
+    engine receives plain weights.
+    """
+    try:
+        from peft import PeftModel
+    except ImportError:  # pragma: no cover - peft is part of the train extra
+        PeftModel = ()  # type: ignore[assignment]
+    if isinstance(model, PeftModel):
+        model.merge_adapter()
+        try:
+            base = model.get_base_model()
+            for name, p in base.named_parameters():
+                if "lora_" in name:
+                    continue
+                yield name.replace(".base_layer", ""), p.detach().clone()
+        finally:
+            model.unmerge_adapter()
+    else:
+        for name, p in model.named_parameters():
+            yield name, p.detach()
+
+
+class VLLMBackend:
+    """Rollouts with an in-process, colocated vLLM engine (GPU only; vLLM imported lazily).
+
+    The engine sleeps during each update (its KV cache and weights leave the GPU) and wakes up
+    with the updated policy weights loaded.
+    """
+
+    name = "vllm"
+
+    def __init__(self, model_name: str, *, max_new_tokens: int, temperature: float, top_p: float,
+                 gpu_memory_utilization: float, max_context: int, seed: int) -> None:
+        try:
+            from rlvr.agents.vllm import VLLMAgent
+        except ImportError as e:  # pragma: no cover - the module itself imports vllm lazily
+            raise ModelLoadError(f"the vLLM backend is unavailable: {e}") from e
+
+        class _TokenExactVLLMAgent(VLLMAgent):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self.memory = _TokenMemory(self.tokenizer)
 
             def encode(self, messages: Messages) -> list[int]:
                 ids = self.memory.continue_ids(messages)
@@ -177,7 +271,6 @@ class VLLMBackend:
         self.agent = _TokenExactVLLMAgent(model_name, max_new_tokens=max_new_tokens, temperature=temperature,
                                           top_p=top_p, gpu_memory_utilization=gpu_memory_utilization,
                                           enable_sleep_mode=True, seed=seed, max_model_len=max_context)
-        self._vllm_seed = seed
 
     def reseed(self, seed: int) -> None:
         import vllm

@@ -65,11 +65,14 @@ def reward_tables(
     trajectories: Sequence[Any],
     config: TrainConfig,
     info_gain: Sequence[Sequence[float]] | None = None,
+    weights: dict[str, float] | None = None,
 ) -> RewardTables:
-    """Per-turn reward tables under ``config.reward`` (weights ``config.reward_weights``).
+    """Per-turn reward tables under ``config.reward``.
 
-    ``info_gain[i][t]`` is trajectory ``i``'s gain for turn ``t`` (required for the ``info_gain``
-    scheme; a trajectory has one fewer gain than turns).
+    ``weights`` are the component weights (default ``config.reward_weights``; the trainer passes the
+    environment's effective weights, its defaults overridden by the config); unnamed components
+    weigh 1.0. ``info_gain[i][t]`` is trajectory ``i``'s gain for turn ``t`` (required for the
+    ``info_gain`` scheme; a trajectory has one fewer gain than turns).
     """
     n = len(trajectories)
     t_max = max((len(t.turns) for t in trajectories), default=0)
@@ -84,7 +87,7 @@ def reward_tables(
         ungated = np.zeros(n)
     if config.reward is RewardScheme.INFO_GAIN and (info_gain is None or len(info_gain) != n):
         raise ConfigError("the info_gain reward scheme needs one list of information gains per trajectory")
-    weights = config.reward_weights
+    weights = dict(config.reward_weights if weights is None else weights)
     outcome_names = set(config.outcome_components)
     for i, traj in enumerate(trajectories):
         comps = [{k: weights.get(k, 1.0) * float(v) for k, v in turn.reward_components.items()} for turn in traj.turns]

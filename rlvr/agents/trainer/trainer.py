@@ -235,6 +235,8 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
         env_kwargs["reward_weights"] = dict(config.reward_weights)
     probe = gym.make(config.env, **env_kwargs)
     max_turns = int(getattr(probe.unwrapped, "max_turns", 1))
+    # the environment's effective component weights (its defaults, overridden by the config)
+    weights = {**getattr(probe.unwrapped, "reward_weights", {}), **config.reward_weights}
     probe.close()
     norm_length = float(config.max_new_tokens * max_turns)  # Dr.GRPO's constant normaliser
     if config.backend == "vllm":
@@ -282,7 +284,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
                 with autocast():
                     gains = info_gain(model, tokenizer, [s.input_ids for s in seqs], [s.boundaries for s in seqs],
                                       answers)
-            tables = reward_tables(trajs, config, gains)
+            tables = reward_tables(trajs, config, gains, weights)
             reward_s = time.perf_counter() - t_reward
             # 4. group advantages per turn, broadcast to the policy tokens of each turn
             token_counts = np.zeros_like(tables.mask, dtype=float)
