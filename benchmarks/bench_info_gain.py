@@ -7,13 +7,14 @@ after the prefix ``<answer>``. Checks that both methods give the same values (me
 the gains, to 1e-4) and reports the wall-time ratio.
 
 Usage: python benchmarks/bench_info_gain.py [--model smollm2|tiny] [--trajectories 8] [--high 1000]
-Prints a table and writes benchmarks/results/bench_info_gain.json.
+Prints a table and writes benchmarks/results/info_gain.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -73,7 +74,7 @@ def main() -> None:
     ap.add_argument("--trajectories", type=int, default=8)
     ap.add_argument("--high", type=int, default=1000, help="GuessNumber range: more turns for larger values")
     ap.add_argument("--batch-size", type=int, default=8, help="trajectories per cached prefix pass")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_info_gain.json"))
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "info_gain.json"))
     args = ap.parse_args()
 
     model, tok = load(args.model)
@@ -107,7 +108,7 @@ def main() -> None:
         "mean_tokens": tokens / len(seqs), "batch_size": args.batch_size, "naive_s": t_naive, "cached_s": t_cached,
         "speedup": t_naive / t_cached, "max_abs_logprob_diff": lp_diff, "max_abs_ig_diff": ig_diff,
         "equal_within_1e-4": max(lp_diff, ig_diff) < 1e-4, "torch_threads": torch.get_num_threads(),
-        "machine": platform.machine(), "torch": torch.__version__,
+        "machine": platform.machine(), "torch": torch.__version__, "load_average_1min": os.getloadavg()[0],
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

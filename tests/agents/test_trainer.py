@@ -205,3 +205,27 @@ def test_smollm2_train_step(tmp_path):
     assert abs(row["loss/ratio_mean"] - 1.0) < 0.05
     if row["adv/zero_group_frac"] < 1.0:
         assert not torch.equal(before, model.model.layers[0].self_attn.q_proj.weight)
+
+
+def test_policy_weights_merges_lora_under_base_names(tok):
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    from rlvr.agents.trainer.backends import policy_weights
+
+    base = tiny_llama(tok)
+    names = {n for n, _ in base.named_parameters()}
+    peft_model = get_peft_model(copy.deepcopy(base), LoraConfig(r=2, target_modules="all-linear"))
+    with torch.no_grad():
+        for n, p in peft_model.named_parameters():
+            if "lora_B" in n:
+                p.normal_()
+    got = dict(policy_weights(peft_model))
+    assert set(got) == names
+    merged = dict(copy.deepcopy(peft_model).merge_and_unload().named_parameters())
+    for n in names:
+        assert torch.allclose(got[n], merged[n], atol=1e-6), n
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.allclose(got[q], dict(base.named_parameters())[q])  # the adapter is in the weights
+    assert all(not n.startswith("base_model") for n in dict(policy_weights(base)))

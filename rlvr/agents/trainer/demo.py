@@ -21,14 +21,14 @@ __all__ = ["demo_main", "demo_config", "summary_table"]
 
 
 def demo_config(output_dir: str = "runs/demo", steps: int = 3, **overrides: Any):
-    """The demo's :class:`~rlvr.agents.trainer.config.TrainConfig`: GuessNumber over 1..8 (at most 4
-    turns), 2 tasks x 4 rollouts per step, dual-level (MatchTIR) advantages, 4 greedy evaluation
-    episodes before and after."""
+    """The demo's :class:`~rlvr.agents.trainer.config.TrainConfig`: GuessNumber over 1..8 (at most 2
+    turns: one guess, then the answer), 1 task x 4 rollouts per step, 24 new tokens per turn,
+    dual-level (MatchTIR) advantages, 4 greedy evaluation episodes before and after."""
     from rlvr.agents.trainer.config import TrainConfig
 
     settings: dict[str, Any] = dict(
-        env="rlvr/GuessNumber-v0", env_kwargs={"low": 1, "high": 8, "max_turns": 4}, model="smollm2",
-        steps=steps, tasks_per_step=2, group_size=4, max_new_tokens=40, temperature=1.0, lr=1e-5,
+        env="rlvr/GuessNumber-v0", env_kwargs={"low": 1, "high": 8, "max_turns": 2}, model="smollm2",
+        steps=steps, tasks_per_step=1, group_size=4, max_new_tokens=24, temperature=1.0, lr=1e-5,
         advantage="dual", eval_episodes=4, micro_batch_size=4, output_dir=output_dir, device="cpu",
     )
     settings.update(overrides)
@@ -76,15 +76,20 @@ def demo_main(argv: list[str] | None = None) -> int:
     table = summary_table(result.eval_before, result.eval_after)
     out = Path(config.output_dir)
     last = result.metrics[-1] if result.metrics else {}
+    note = ""
+    if result.metrics and all(m.get("adv/zero_group_frac") == 1.0 for m in result.metrics):
+        note = ("Every group's rollouts earned the same reward, so every advantage was zero and the weights did "
+                "not move (adv/zero_group_frac = 1): the policy never produced a scorable tool call or answer. "
+                "More steps, larger groups or a stronger model give GRPO something to compare.\n\n")
     text = (f"# rlvr demo\n\n{config.model} on {config.env} {json.dumps(config.env_kwargs)}, "
             f"{config.steps} training steps ({config.advantage} advantages), greedy evaluation on "
             f"{config.eval_episodes} held-out tasks before and after.\n\n{table}\n\n"
             f"Training: last step reward {last.get('reward/mean', float('nan')):+.3f}, "
             f"rollout {last.get('perf/rollout_tok_s', 0):.0f} tokens/s, update {last.get('perf/update_tok_s', 0):.0f} "
             f"tokens/s, peak memory {last.get('perf/peak_mem_mb', 0):.0f} MB. Wall time {wall:.0f} s.\n\n"
-            f"Files: metrics.jsonl, trajectories.jsonl, eval_before/, eval_after/, plots/training.png\n")
+            f"{note}Files: metrics.jsonl, trajectories.jsonl, eval_before/, eval_after/, plots/training.png\n")
     (out / "summary.md").write_text(text, encoding="utf-8")
     (out / "summary.json").write_text(json.dumps({"before": result.eval_before, "after": result.eval_after,
                                                   "wall_s": wall, "config": config.to_dict()}, indent=2) + "\n")
-    print("\n" + table + f"\n\nwall time {wall:.0f} s; summary, trajectories and plot in {out}/", flush=True)
+    print("\n" + table + ("\n\n" + note.strip() if note else "") + f"\n\nwall time {wall:.0f} s; summary, trajectories and plot in {out}/", flush=True)
     return 0

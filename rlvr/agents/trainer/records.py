@@ -117,6 +117,7 @@ def plot_metrics(rows: list[dict[str, Any]], path: str | os.PathLike[str], title
     clip fraction, and rollout / update throughput against the step."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(11, 7.5))
     FigureCanvasAgg(fig)
@@ -132,6 +133,7 @@ def plot_metrics(rows: list[dict[str, Any]], path: str | os.PathLike[str], title
                         label=key, lw=2 if key in keys else 1, ls="-" if key in keys else "--")
         ax.set_title(name)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
