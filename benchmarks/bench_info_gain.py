@@ -97,7 +97,8 @@ def main() -> None:
     rows = [("naive (full pass per boundary)", t_naive, 1.0), ("cached (prefix pass + probes)", t_cached,
                                                                 t_naive / t_cached)]
     print(f"model={args.model}  trajectories={len(seqs)}  boundaries={boundaries}  "
-          f"mean length={tokens / len(seqs):.0f} tokens  probe={len(prefix)}+answer tokens  threads={torch.get_num_threads()}")
+          f"mean length={tokens / len(seqs):.0f} tokens  probe={len(prefix)}+answer tokens  "
+          f"threads={torch.get_num_threads()}")
     print(f"{'method':34s} {'wall s':>9s} {'speedup':>8s}")
     for name, t, r in rows:
         print(f"{name:34s} {t:9.2f} {r:7.2f}x")

@@ -229,3 +229,81 @@ def test_policy_weights_merges_lora_under_base_names(tok):
     q = "model.layers.0.self_attn.q_proj.weight"
     assert not torch.allclose(got[q], dict(base.named_parameters())[q])  # the adapter is in the weights
     assert all(not n.startswith("base_model") for n in dict(policy_weights(base)))
+
+
+class _FakeVLLM:
+    """A stand-in for the ``vllm`` module: records what the backend asks of the engine."""
+
+    def __init__(self, tokenizer):
+        import types
+
+        fake = self
+        self.calls, self.loaded = [], []
+
+        class SamplingParams:
+            def __init__(self, max_tokens=16, temperature=1.0, top_p=1.0, logprobs=None, seed=None):
+                self.max_tokens, self.temperature, self.top_p, self.logprobs, self.seed = (
+                    max_tokens, temperature, top_p, logprobs, seed)
+
+        class LLM:
+            def __init__(self, model, **kwargs):
+                fake.llm_kwargs = kwargs
+
+            def get_tokenizer(self):
+                return tokenizer
+
+            def generate(self, prompts, params, use_tqdm=False):
+                import random
+
+                params = params if isinstance(params, list) else [params] * len(prompts)
+                fake.calls.append(("generate", [p.seed for p in params]))
+                outs = []
+                for sp in params:
+                    k = random.Random(sp.seed).randrange(3)
+                    text = ['<tool_call>{"name": "guess", "arguments": {"number": 1}}</tool_call>',
+                            "<answer>1</answer>", "<answer>2</answer>"][k]
+                    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+                    lps = [{t: types.SimpleNamespace(logprob=-0.5)} for t in ids]
+                    outs.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(
+                        text=text, token_ids=ids, logprobs=lps, finish_reason="stop")]))
+                return outs
+
+            def sleep(self, level=1):
+                fake.calls.append(("sleep", level))
+
+            def wake_up(self):
+                fake.calls.append(("wake_up",))
+
+            def collective_rpc(self, fn):
+                model = types.SimpleNamespace(load_weights=lambda weights: fake.loaded.append([n for n, _ in weights]))
+                fn(types.SimpleNamespace(model_runner=types.SimpleNamespace(model=model)))
+                fake.calls.append(("load_weights",))
+
+            def reset_prefix_cache(self):
+                pass
+
+        self.module = types.ModuleType("vllm")
+        self.module.LLM, self.module.SamplingParams = LLM, SamplingParams
+
+
+def test_vllm_backend_flow_with_a_fake_engine(tmp_path, tok, monkeypatch):
+    """Per-request seeds, token-exact later turns, and sleep -> wake -> weight sync around each update."""
+    import sys
+
+    fake = _FakeVLLM(tok)
+    monkeypatch.setitem(sys.modules, "vllm", fake.module)
+    folder = tmp_path / "tiny"
+    model = answer_policy(tok)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    config = _config(tmp_path, backend="vllm", model=str(folder), steps=2, env_kwargs={"low": 1, "high": 4,
+                     "max_turns": 3}, max_new_tokens=24, plot=False)
+    res = train(config)
+    assert fake.llm_kwargs["logprobs_mode"] == "processed_logprobs" and fake.llm_kwargs["enable_sleep_mode"]
+    gens = [c for c in fake.calls if c[0] == "generate"]
+    assert all(len(set(seeds)) == len(seeds) for _, seeds in gens)  # identical prompts get distinct samples
+    updates = [c[0] for c in fake.calls if c[0] != "generate"]
+    assert updates == ["sleep", "wake_up", "load_weights"] * 2
+    assert set(fake.loaded[0]) == {n for n, _ in model.named_parameters()}
+    assert all(m["tokens/prompt_mismatch_turns"] == 0 for m in res.metrics)
+    assert max(m["turns/mean"] for m in res.metrics) > 1  # some episodes went on after a tool call

@@ -35,6 +35,14 @@ def _key(messages: Sequence[dict[str, Any]]) -> str:
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()
 
 
+def _chat_ids(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> list[int]:
+    """Prompt ids from the chat template (newer transformers return a mapping, older a list)."""
+    out = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+    if isinstance(out, dict) or hasattr(out, "input_ids"):
+        out = out["input_ids"]
+    return list(out)
+
+
 class _TokenMemory:
     """Remembers ``(prompt_ids, completion_ids, text)`` per conversation to continue it token-exactly."""
 
@@ -161,7 +169,7 @@ class VLLMBackend:
                 ids = self.memory.continue_ids(messages)
                 if ids is not None:
                     return ids
-                return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True))
+                return _chat_ids(self.tokenizer, messages)
 
             def act_batch(self, batch: Sequence[Messages]) -> list[Generation]:
                 import vllm
@@ -193,91 +201,6 @@ class VLLMBackend:
 
     def reseed(self, seed: int) -> None:
         self.agent.base_seed, self.agent.calls = seed, 0
-
-    def clear(self) -> None:
-        self.agent.memory.clear()
-
-    def before_update(self) -> None:
-        return None
-
-    def after_update(self, model: Any) -> None:
-        return None
-
-
-def policy_weights(model: Any) -> Iterator[tuple[str, Any]]:
-    """``(name, tensor)`` pairs of the policy under the base model's parameter names.
-
-    For a peft LoRA model the adapters are merged into a copy of each affected weight, so the
-    engine receives plain weights.
-    """
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is part of the train extra
-        PeftModel = ()  # type: ignore[assignment]
-    if isinstance(model, PeftModel):
-        model.merge_adapter()
-        try:
-            base = model.get_base_model()
-            for name, p in base.named_parameters():
-                if "lora_" in name:
-                    continue
-                yield name.replace(".base_layer", ""), p.detach().clone()
-        finally:
-            model.unmerge_adapter()
-    else:
-        for name, p in model.named_parameters():
-            yield name, p.detach()
-
-
-class VLLMBackend:
-    """Rollouts with an in-process, colocated vLLM engine (GPU only; vLLM imported lazily).
-
-    The engine sleeps during each update (its KV cache and weights leave the GPU) and wakes up
-    with the updated policy weights loaded.
-    """
-
-    name = "vllm"
-
-    def __init__(self, model_name: str, *, max_new_tokens: int, temperature: float, top_p: float,
-                 gpu_memory_utilization: float, max_context: int, seed: int) -> None:
-        try:
-            from rlvr.agents.vllm import VLLMAgent
-        except ImportError as e:  # pragma: no cover - the module itself imports vllm lazily
-            raise ModelLoadError(f"the vLLM backend is unavailable: {e}") from e
-
-        class _TokenExactVLLMAgent(VLLMAgent):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                self.memory = _TokenMemory(self.tokenizer)
-
-            def encode(self, messages: Messages) -> list[int]:
-                ids = self.memory.continue_ids(messages)
-                if ids is not None:
-                    return ids
-                return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True))
-
-            def act_batch(self, batch: Sequence[Messages]) -> list[Generation]:
-                prompts = [self.encode(m) for m in batch]
-                outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], self.params, use_tqdm=False)
-                gens = []
-                for p, o in zip(prompts, outs):
-                    c = o.outputs[0]
-                    ids = list(c.token_ids)
-                    lps = [float(step[t].logprob) for step, t in zip(c.logprobs or [], ids)] if c.logprobs else None
-                    gens.append(Generation(c.text, p, ids, lps, c.finish_reason))
-                self.memory.remember(batch, gens)
-                return gens
-
-        self.agent = _TokenExactVLLMAgent(model_name, max_new_tokens=max_new_tokens, temperature=temperature,
-                                          top_p=top_p, gpu_memory_utilization=gpu_memory_utilization,
-                                          enable_sleep_mode=True, seed=seed, max_model_len=max_context)
-
-    def reseed(self, seed: int) -> None:
-        import vllm
-
-        p = self.agent.params
-        self.agent.params = vllm.SamplingParams(max_tokens=p.max_tokens, temperature=p.temperature,
-                                                top_p=p.top_p, logprobs=0, seed=seed)
 
     def clear(self) -> None:
         self.agent.memory.clear()

@@ -381,7 +381,8 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
             return tp(value)
         except ValueError:
             allowed = [str(m) for m in tp]
-            raise ConfigError(f"{name} must be one of {allowed}; got {value!r}{did_you_mean(str(value), allowed)}") from None
+            hint = did_you_mean(str(value), allowed)
+            raise ConfigError(f"{name} must be one of {allowed}; got {value!r}{hint}") from None
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -407,7 +408,8 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as e:
-                raise ConfigError(f"{name} must be a JSON object such as '{{\"high\": 20}}'; got {value!r} ({e})") from e
+                raise ConfigError(f"{name} must be a JSON object such as '{{\"high\": 20}}'; "
+                                  f"got {value!r} ({e})") from e
         if not isinstance(value, dict):
             raise ConfigError(f"{name} must be a mapping; got {value!r}")
         _, vt = typing.get_args(tp)

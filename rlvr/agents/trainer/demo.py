@@ -91,5 +91,6 @@ def demo_main(argv: list[str] | None = None) -> int:
     (out / "summary.md").write_text(text, encoding="utf-8")
     (out / "summary.json").write_text(json.dumps({"before": result.eval_before, "after": result.eval_after,
                                                   "wall_s": wall, "config": config.to_dict()}, indent=2) + "\n")
-    print("\n" + table + ("\n\n" + note.strip() if note else "") + f"\n\nwall time {wall:.0f} s; summary, trajectories and plot in {out}/", flush=True)
+    print("\n" + table + ("\n\n" + note.strip() if note else "")
+          + f"\n\nwall time {wall:.0f} s; summary, trajectories and plot in {out}/", flush=True)
     return 0

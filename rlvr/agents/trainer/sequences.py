@@ -85,7 +85,8 @@ class TemplateRenderer:
                          add_generation_prompt: bool = True) -> list[int]:
         """Ids that follow a completion: the closing of the assistant message, the environment's
         ``messages`` and (by default) the next generation prompt."""
-        return self._ids(self.closing_remainder(completion_ids) + self.observation_text(messages, add_generation_prompt))
+        text = self.closing_remainder(completion_ids) + self.observation_text(messages, add_generation_prompt)
+        return self._ids(text)
 
 
 @dataclass

@@ -30,7 +30,8 @@ from rlvr.agents.trainer.config import RewardScheme, TrainConfig
 from rlvr.agents.trainer.losses import aggregate, entropy_from_logits, k3_kl, ppo_clip_loss, token_logprobs_from_logits
 from rlvr.agents.trainer.records import (MetricsLog, latest_checkpoint, load_checkpoint, peak_memory_mb,
                                          plot_metrics, save_checkpoint)
-from rlvr.agents.trainer.sequences import TemplateRenderer, TokenSequence, broadcast_turn_values, build_sequence, collate
+from rlvr.agents.trainer.sequences import (TemplateRenderer, TokenSequence, broadcast_turn_values, build_sequence,
+                                           collate)
 from rlvr.agents.trajectory import Trajectory, TrajectoryWriter
 from rlvr.errors import ConfigError, RLVRError
 from rlvr.rewards.info_gain import InformationGain
@@ -145,7 +146,8 @@ def ppo_update(model: Any, optimizer: torch.optim.Optimizer, seqs: list[TokenSeq
                 loss = out.loss - config.entropy_coef * aggregate(entropy, mask, agg, **norm)
                 kl = torch.zeros((), device=device)
                 if ref_model is not None:
-                    with torch.no_grad(), (ref_model.disable_adapter() if ref_model is model else contextlib.nullcontext()):
+                    frozen = ref_model.disable_adapter() if ref_model is model else contextlib.nullcontext()
+                    with torch.no_grad(), frozen:
                         ref_logits = _policy_logits(ref_model, batch, config.temperature, autocast, start)
                         ref_logp, _ = _token_stats(ref_logits, batch["input_ids"], start)
                     kl = aggregate(k3_kl(logp, ref_logp), mask, agg, **norm)
