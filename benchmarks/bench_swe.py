@@ -5,7 +5,8 @@ Measured side by side in one run:
 * ``cold docker run --rm``: ``docker run --rm --network none IMAGE true`` through the CLI (the baseline);
 * ``cold sandbox + tree``: a new sandbox container plus loading a task tree (what an episode costs
   without a pool);
-* ``pool acquire + reset``: a warm sandbox restored with ``git reset --hard`` + ``git clean -fdx`` (same task);
+* ``pool acquire + reset``: a used warm sandbox (changed files, new files, a background process)
+  restored with ``git reset --hard`` + ``git clean -fdx`` and its processes killed (same task);
 * ``pool acquire + new task``: a warm sandbox given another task's tree (fresh single-commit repository);
 * oracle episodes per minute at concurrency 1, 4 and 8 through :func:`rlvr.agents.rollout.rollout`.
 
@@ -82,19 +83,26 @@ def main() -> None:
         with pool.acquire(lambda sb: sb.load_tree(trees[0][0], digest=trees[0][1])):
             pass
 
-        def warm_same():
+        def dirty():  # an episode leaves changes, new files and a background process behind (not timed)
+            with pool.acquire() as sb:
+                sb.exec("echo dirty >> README.md; mkdir -p build && echo x > build/out.txt; "
+                        "setsid sleep 600 >/dev/null 2>&1 < /dev/null & sleep 0.05")
+
+        warm_same_t, warm_new_t = [], []
+        for i in range(args.repeats):
+            dirty()
+            t = time.perf_counter()
             with pool.acquire(lambda sb: sb.reset()) as sb:
-                sb.write_files({"scratch.txt": "dirty"})  # the episode leaves the tree dirty
-
-        counter = iter(range(10**9))
-
-        def warm_new():
-            tree, digest = trees[next(counter) % len(trees)]
+                pass
+            warm_same_t.append(time.perf_counter() - t)
+            assert sb.diff() == "", "reset left changes behind"
+        for i in range(args.repeats):
+            dirty()
+            tree, digest = trees[i % len(trees)]
+            t = time.perf_counter()
             with pool.acquire(lambda sb: sb.load_tree(tree, digest=digest)):
                 pass
-
-        warm_same_t = timed(warm_same, args.repeats)
-        warm_new_t = timed(warm_new, args.repeats)
+            warm_new_t.append(time.perf_counter() - t)
 
     for name, xs in [("cold docker run --rm", cold_cli), ("cold sandbox + tree", cold_sb),
                      ("pool acquire + reset", warm_same_t), ("pool acquire + new task", warm_new_t)]:

@@ -4,13 +4,15 @@ Runs one command with a wall-clock limit, stdout and stderr merged, keeping the 
 output up to a byte budget; the command runs in its own session so that a timeout, an output flood or
 the command's exit stops its whole process group. It prints the captured output, then one trailer line
 ``\\n<SENTINEL>{json}\\n`` with ``exit_code``, ``timed_out``, ``truncated``, ``output_bytes`` and
-``killed_for_output``. Also used as PID 1 of a container (``--init``): a zombie reaper that never exits.
+``killed_for_output``. Also used as PID 1 of a container: ``--serve`` answers requests sent on its
+attached stdin (one process start per command instead of one ``docker exec``), ``--init`` only reaps
+zombies.
 
 Usage::
 
     python3 rlvr-exec --timeout 30 --max-bytes 32000 [--tail-bytes 8000] [--rlimit-as B]
                       [--rlimit-nproc N] [--rlimit-fsize B] -- CMD [ARG...]
-    python3 rlvr-exec --init
+    python3 rlvr-exec --serve | --init
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ import sys
 import time
 
 SENTINEL = "\x00RLVR-EXEC-RESULT\x00"
+MAGIC = b"\x00RLVR-RESPONSE\x00"
 HARD_CAP_FACTOR = 256  # stop reading (and kill) after this many times the byte budget
 DRAIN_AFTER_EXIT_S = 0.3  # background children may hold the pipe open; read this long after exit
 
 
 def _init() -> None:
-    """Reap zombies forever (PID 1 of a sandbox container)."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    """Reap zombies forever (PID 1 of a sandbox container driven by ``docker exec``)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as PID 1 of a namespace, unhandled signals are ignored
     while True:
         try:
             os.wait()
@@ -63,7 +66,7 @@ def _limits(opts: dict[str, float]):
     def apply() -> None:
         for key, res in (("rlimit-as", resource.RLIMIT_AS), ("rlimit-nproc", resource.RLIMIT_NPROC),
                          ("rlimit-fsize", resource.RLIMIT_FSIZE)):
-            if opts[key] > 0:
+            if opts.get(key, 0) > 0:
                 try:
                     resource.setrlimit(res, (int(opts[key]), int(opts[key])))
                 except (ValueError, OSError):
@@ -79,31 +82,60 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def run(argv: list[str]) -> int:
-    """Run the command described by ``argv`` (see module docstring); returns the runner's exit status."""
-    opts, cmd = _parse(argv)
-    max_bytes = max(256, int(opts["max-bytes"]))
-    tail_bytes = int(opts["tail-bytes"]) if opts["tail-bytes"] >= 0 else max_bytes // 4
+def _reap_others(own: int) -> None:
+    """Reap exited children other than ``own`` (orphans re-parented to PID 1), leaving ``own`` alone."""
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if info is None or info.si_pid == own:
+            return
+        try:
+            os.waitpid(info.si_pid, 0)
+        except ChildProcessError:
+            return
+
+
+def _reap_all() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def execute(cmd: list[str], opts: dict[str, float], *, cwd: str | None = None, env: dict | None = None,
+            reap: bool = False) -> tuple[dict, bytes]:
+    """Run ``cmd`` under the limits in ``opts``; return (result info, captured output)."""
+    max_bytes = max(256, int(opts.get("max-bytes", 32000)))
+    tail_opt = opts.get("tail-bytes", -1)
+    tail_bytes = int(tail_opt) if tail_opt >= 0 else max_bytes // 4
     tail_bytes = min(tail_bytes, max_bytes - 128)
     head_bytes = max_bytes - tail_bytes
     hard_cap = max_bytes * HARD_CAP_FACTOR
     start = time.monotonic()
-    deadline = start + max(0.0, opts["timeout"])
+    deadline = start + max(0.0, opts.get("timeout", 30.0))
+    full_env = None if env is None else {**os.environ, **env}
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=_limits(opts))
+                                start_new_session=True, preexec_fn=_limits(opts), cwd=cwd, env=full_env)
     except OSError as e:
         msg = f"rlvr-exec: cannot start {cmd[0]!r}: {e.strerror or e}\n".encode()
-        sys.stdout.buffer.write(msg)
-        _trailer(127, False, False, len(msg), False)
-        return 0
+        return {"exit_code": 127, "timed_out": False, "truncated": False, "output_bytes": len(msg),
+                "killed_for_output": False}, msg
     fd = proc.stdout.fileno()
     head = bytearray()
     tail = bytearray()
     total = 0
     timed_out = killed_for_output = False
     exited_at: float | None = None
+    wait_step = 0.01 if reap else 0.1
     while True:
+        if reap:
+            _reap_others(proc.pid)
         now = time.monotonic()
         if now >= deadline:
             timed_out = True
@@ -112,7 +144,7 @@ def run(argv: list[str]) -> int:
             exited_at = now
         if exited_at is not None and now - exited_at > DRAIN_AFTER_EXIT_S:
             break
-        ready, _, _ = select.select([fd], [], [], min(0.1, deadline - now))
+        ready, _, _ = select.select([fd], [], [], min(wait_step, deadline - now))
         if not ready:
             continue
         chunk = os.read(fd, 1 << 16)
@@ -130,11 +162,23 @@ def run(argv: list[str]) -> int:
         if total > hard_cap:
             killed_for_output = True
             break
+    # End of output is not the end of the command (tools close stdout in atexit handlers, or a command
+    # may close it and go on): wait for the exit within the deadline before stopping its group.
+    while not (timed_out or killed_for_output) and proc.poll() is None:
+        if time.monotonic() >= deadline:
+            timed_out = True
+            break
+        if reap:
+            _reap_others(proc.pid)
+        time.sleep(0.001)
     _kill_group(proc.pid)
     try:
         rc = proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         rc = -9
+    proc.stdout.close()
+    if reap:
+        _reap_all()
     if rc < 0:
         rc = 128 - rc
     if timed_out or killed_for_output:
@@ -144,16 +188,47 @@ def run(argv: list[str]) -> int:
     if truncated:
         out += f"\n[... {total - len(head) - len(tail)} bytes of output omitted ...]\n".encode()
     out += bytes(tail)
+    info = {"exit_code": rc, "timed_out": timed_out, "truncated": truncated, "output_bytes": total,
+            "killed_for_output": killed_for_output}
+    return info, out
+
+
+def run(argv: list[str]) -> int:
+    """Run the command described by ``argv`` (see module docstring); returns the runner's exit status."""
+    opts, cmd = _parse(argv)
+    info, out = execute(cmd, opts)
     sys.stdout.buffer.write(out)
-    _trailer(rc, timed_out, truncated, total, killed_for_output)
+    sys.stdout.buffer.write(("\n" + SENTINEL + json.dumps(info) + "\n").encode())
+    sys.stdout.flush()
     return 0
 
 
-def _trailer(rc: int, timed_out: bool, truncated: bool, total: int, killed_for_output: bool) -> None:
-    info = {"exit_code": rc, "timed_out": timed_out, "truncated": truncated, "output_bytes": total,
-            "killed_for_output": killed_for_output}
-    sys.stdout.buffer.write(("\n" + SENTINEL + json.dumps(info) + "\n").encode())
-    sys.stdout.flush()
+def serve() -> None:
+    """PID 1 of a sandbox container driven through its attached stdin / stdout.
+
+    Reads one JSON request per line (``argv``, ``cwd``, ``env``, ``opts``, ``nonce``) and answers each
+    with ``MAGIC`` + a JSON header line (result info, ``len``, ``nonce``) + ``len`` bytes of output.
+    Between and during requests it reaps orphaned processes. When stdin closes it stays on as a
+    plain zombie reaper.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as PID 1 of a namespace, unhandled signals are ignored
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        _reap_all()
+        line = stdin.readline()
+        if not line:
+            _init()
+        req: dict = {}
+        try:
+            req = json.loads(line)
+            info, out = execute(list(req["argv"]), dict(req.get("opts") or {}), cwd=req.get("cwd"),
+                                env=req.get("env"), reap=True)
+        except Exception as e:  # noqa: BLE001 - reported to the host, never fatal for PID 1
+            req = req if isinstance(req, dict) else {}
+            info, out = {"error": f"{type(e).__name__}: {e}"}, b""
+        header = json.dumps({**info, "len": len(out), "nonce": req.get("nonce")}).encode()
+        stdout.write(MAGIC + header + b"\n" + out)
+        stdout.flush()
 
 
 def main() -> None:
@@ -161,6 +236,8 @@ def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] == ["--init"]:
         _init()
+    if argv[:1] == ["--serve"]:
+        serve()
     sys.exit(run(argv))
 
 

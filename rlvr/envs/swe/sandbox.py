@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 from rlvr.envs.swe.errors import EngineUnavailable, ImageError, SandboxError, SandboxLost
+from rlvr.envs.swe.runner import MAGIC as _MAGIC
 from rlvr.envs.swe.runner import SENTINEL
 from rlvr.errors import ConfigError
 
@@ -94,6 +95,9 @@ class SandboxConfig:
     """HTTP timeout towards the engine: the backstop when the engine itself hangs."""
     network: Literal["none"] = "none"
     """Sandboxes never get a network; the only accepted value is ``"none"``."""
+    transport: Literal["attach", "exec"] = "attach"
+    """Docker only. ``"attach"``: commands go to the container's PID 1 over its attached stdin (about a
+    millisecond per round trip); ``"exec"``: one ``docker exec`` per command (tens of milliseconds)."""
 
     def __post_init__(self) -> None:
         try:
@@ -111,6 +115,8 @@ class SandboxConfig:
         if self.command_timeout_s <= 0 or self.max_output_bytes < 1024:
             raise ConfigError("SandboxConfig needs command_timeout_s > 0 and max_output_bytes >= 1024; got "
                               f"{self.command_timeout_s} and {self.max_output_bytes}")
+        if self.transport not in ("attach", "exec"):
+            raise ConfigError(f"SandboxConfig.transport must be 'attach' or 'exec', got {self.transport!r}")
         if self.network != "none":
             raise ConfigError(f"SandboxConfig.network must be 'none' (sandboxes get no network), got {self.network!r}")
 
@@ -238,17 +244,27 @@ def _owner_alive(label: str) -> bool:
 # while a fork bomb may still hold the pids limit) waits until PID 1 has reaped them all.
 _KILL_ALL = "for ((i = 0; i < 200000; i++)); do kill -9 -1 2>/dev/null || break; done"
 
+_CLEAN_DIRS = f"/tmp {HOME} /dev/shm"
+# Empty the scratch directories; only when that fails (the agent removed permissions) fix modes first.
+_WIPE_SCRATCH = (f"find {_CLEAN_DIRS} -mindepth 1 -delete 2>/dev/null || "
+                 f"{{ chmod -R u+rwX {_CLEAN_DIRS} 2>/dev/null; find {_CLEAN_DIRS} -mindepth 1 -delete 2>/dev/null; }}")
+
 _RESET_SCRIPT = f"""
 {_KILL_ALL}
-for d in /tmp {HOME} /dev/shm; do [ -d "$d" ] && chmod -R u+rwX "$d" 2>/dev/null; find "$d" -mindepth 1 -delete 2>/dev/null; done
+{_WIPE_SCRATCH}
 cd {WORKDIR} || exit 3
-chmod -R u+rwX . 2>/dev/null
-{GIT} reset -q --hard "$1" && {GIT} clean -qfdx && {GIT} rev-parse HEAD
+reset() {{ {GIT} reset -q --hard "$1" && {GIT} clean -qfdx; }}
+reset "$1" 2>/dev/null || {{ chmod -R u+rwX . 2>/dev/null; reset "$1"; }} || exit 4
+case "$1" in
+  [0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]*) [ ${{#1}} = 40 ] && echo "$1" && exit 0 ;;
+esac
+{GIT} rev-parse HEAD
 """
 
 _WIPE_SCRIPT = f"""
 {_KILL_ALL}
-for d in /tmp {HOME} /dev/shm {WORKDIR}; do [ -d "$d" ] && chmod -R u+rwX "$d" 2>/dev/null; find "$d" -mindepth 1 -delete 2>/dev/null; done
+{_WIPE_SCRATCH}
+find {WORKDIR} -mindepth 1 -delete 2>/dev/null || {{ chmod -R u+rwX {WORKDIR} 2>/dev/null; find {WORKDIR} -mindepth 1 -delete 2>/dev/null; }}
 [ -z "$(ls -A {WORKDIR})" ] || {{ echo "work tree could not be emptied" >&2; exit 3; }}
 """
 
@@ -320,6 +336,11 @@ class Sandbox(ABC):
         timeout = float(timeout_s if timeout_s is not None else self.config.command_timeout_s)
         max_bytes = int(max_output_bytes if max_output_bytes is not None else self.config.max_output_bytes)
         argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
+        return self._run(argv, timeout, max_bytes, tail_bytes, workdir, env)
+
+    def _run(self, argv: list[str], timeout: float, max_bytes: int, tail_bytes: int | None, workdir: str,
+             env: Mapping[str, str] | None) -> ExecResult:
+        """Run ``argv`` through the runner (a new process per command); backends may do better."""
         runner = ["python3", RUNNER_PATH, "--timeout", f"{timeout:g}", "--max-bytes", str(max_bytes)]
         if tail_bytes is not None:
             runner += ["--tail-bytes", str(int(tail_bytes))]
@@ -458,7 +479,9 @@ class DockerSandbox(Sandbox):
             backend.client.api.inspect_image(image)  # never pull: there is no registry
             container = backend.client.containers.create(
                 image,
-                ["python3", RUNNER_PATH, "--init"],
+                ["python3", RUNNER_PATH, "--serve" if config.transport == "attach" else "--init"],
+                stdin_open=config.transport == "attach",
+                log_config={"type": "none"},
                 user=f"{AGENT_UID}:{AGENT_UID}",
                 network_mode="none",
                 read_only=True,
@@ -486,6 +509,8 @@ class DockerSandbox(Sandbox):
             raise EngineUnavailable(_ENGINE_HINT) from e
         self.container = container
         self.id = container.id
+        self._sock: Any = None
+        self._lock = threading.Lock()
         try:
             container.start()
         except derr.APIError as e:
@@ -499,6 +524,89 @@ class DockerSandbox(Sandbox):
             raise ImageError(f"a container from {image!r} exited at once ({container.status}); the image needs "
                              f"python3 and the runner at {RUNNER_PATH} (build it with rlvr.envs.swe.images). "
                              f"Logs: {logs.strip()[-400:]}")
+
+    # ---------------------------------------------------------------- attach transport
+    def _channel(self) -> Any:
+        if self._sock is None:
+            # attaching to a stopped container would wait for it to start again: check first
+            state = self._call(self.api.inspect_container, self.id)["State"]
+            if not state.get("Running"):
+                self.broken = True
+                raise SandboxLost(f"container {self.id[:12]} is not running ({state.get('Status')})")
+            self._sock = self._call(self.api.attach_socket, self.id,
+                                    params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        return self._sock
+
+    def _lost(self, why: str, cause: BaseException | None = None) -> SandboxError:
+        self.broken = True
+        self._close_channel()
+        try:
+            self.backend.client.ping()
+        except Exception:  # noqa: BLE001 - any failure here means the engine itself is gone
+            return EngineUnavailable(_ENGINE_HINT)
+        return SandboxLost(f"container {self.id[:12]} {why}")
+
+    def _close_channel(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _request(self, argv: Sequence[str], opts: Mapping[str, float], workdir: str,
+                 env: Mapping[str, str] | None, timeout_s: float) -> tuple[dict[str, Any], bytes]:
+        from docker.utils.socket import next_frame_header, read_exactly, SocketError
+
+        self._check_open()
+        nonce = uuid.uuid4().hex
+        line = json.dumps({"argv": list(argv), "opts": dict(opts), "cwd": workdir, "env": dict(env or {}),
+                           "nonce": nonce}).encode() + b"\n"
+        with self._lock:
+            sock = self._channel()
+            buf = bytearray()
+            try:
+                sock._sock.settimeout(timeout_s)
+                sock._sock.sendall(line)
+                while True:
+                    stream, size = next_frame_header(sock)
+                    if size < 0:
+                        raise self._lost("closed its command channel (it died or the engine restarted)")
+                    data = read_exactly(sock, size) if size else b""
+                    if stream != 1:
+                        continue  # stderr of PID 1: not part of any answer
+                    buf += data
+                    while True:
+                        at = buf.find(_MAGIC)
+                        if at < 0:
+                            break
+                        end = buf.find(b"\n", at)
+                        if end < 0:
+                            break
+                        header = json.loads(bytes(buf[at + len(_MAGIC):end]))
+                        need = end + 1 + int(header.get("len", 0))
+                        if len(buf) < need:
+                            break
+                        payload = bytes(buf[end + 1:need])
+                        del buf[:need]
+                        if header.get("nonce") == nonce:
+                            if "error" in header:
+                                raise SandboxLost(f"container {self.id[:12]} refused a command: {header['error']}")
+                            return header, payload
+            except (socket.timeout, TimeoutError) as e:
+                raise self._lost(f"did not answer within {timeout_s:g} s (wedged)", e) from e
+            except (OSError, SocketError, ValueError) as e:
+                raise self._lost(f"lost its command channel ({type(e).__name__}: {e})", e) from e
+
+    def _run(self, argv, timeout, max_bytes, tail_bytes, workdir, env):
+        if self.config.transport != "attach":
+            return super()._run(argv, timeout, max_bytes, tail_bytes, workdir, env)
+        opts = {"timeout": timeout, "max-bytes": max_bytes, "tail-bytes": -1 if tail_bytes is None else tail_bytes}
+        start = time.monotonic()
+        info, out = self._request(argv, opts, workdir, env, timeout + 30)
+        return ExecResult(int(info["exit_code"]), out.decode("utf-8", errors="replace"), bool(info["timed_out"]),
+                          bool(info["truncated"]), int(info["output_bytes"]), bool(info["killed_for_output"]),
+                          time.monotonic() - start)
 
     def _call(self, fn, *args, **kwargs):
         derr, rexc = _docker_errors()
@@ -518,6 +626,13 @@ class DockerSandbox(Sandbox):
             raise SandboxLost(f"container {self.id[:12]} did not answer in time (wedged engine or container)") from e
 
     def _exec_raw(self, argv, *, workdir, env, timeout_s):
+        if self.config.transport == "attach":
+            opts = {"timeout": timeout_s, "max-bytes": 64 << 20, "tail-bytes": 0}
+            info, out = self._request(argv, opts, workdir, env, timeout_s + 30)
+            if info["timed_out"]:
+                self.broken = True
+                raise SandboxLost(f"maintenance command timed out after {timeout_s:g} s in {self.id[:12]}")
+            return int(info["exit_code"]), out
         exec_id = self._call(self.api.exec_create, self.id, list(argv), user=f"{AGENT_UID}:{AGENT_UID}",
                              workdir=workdir, environment=dict(env or {}))["Id"]
         out = self._call(self.api.exec_start, exec_id)
@@ -556,6 +671,7 @@ class DockerSandbox(Sandbox):
             return False
 
     def _destroy(self) -> None:
+        self._close_channel()
         derr, rexc = _docker_errors()
         try:
             self.api.remove_container(self.id, force=True, v=True)
