@@ -82,17 +82,19 @@ def test_full_train_step_writes_every_record(tmp_path, tok):
     assert (out / "checkpoints" / "latest").read_text() == "step-000001"
 
 
-def test_resume_from_checkpoint_gives_the_same_next_step(tmp_path, tok):
-    straight = _config(tmp_path / "a", steps=2, save_trajectories=False, plot=False)
+@pytest.mark.parametrize("extra", [{}, {"warmup_sft_steps": 2, "warmup_sft_lr": 1e-3, "kl_coef": 0.5}],
+                         ids=["plain", "warm-start+kl"])
+def test_resume_from_checkpoint_gives_the_same_next_step(tmp_path, tok, extra):
+    straight = _config(tmp_path / "a", steps=2, save_trajectories=False, plot=False, **extra)
     res_a = train(straight, model=answer_policy(tok), tokenizer=tok)
-    first = _config(tmp_path / "b", steps=1, save_trajectories=False, plot=False)
+    first = _config(tmp_path / "b", steps=1, save_trajectories=False, plot=False, **extra)
     train(first, model=answer_policy(tok), tokenizer=tok)
     resumed_model = answer_policy(tok)  # a fresh model: the checkpoint must restore everything
-    resumed = _config(tmp_path / "b", steps=2, resume=True, save_trajectories=False, plot=False)
+    resumed = _config(tmp_path / "b", steps=2, resume=True, save_trajectories=False, plot=False, **extra)
     res_b = train(resumed, model=resumed_model, tokenizer=tok)
     assert [r["step"] for r in res_b.metrics] == [0, 1]
     a, b = res_a.metrics[1], res_b.metrics[1]
-    for key in ("reward/mean", "loss/policy", "loss/entropy", "adv/std", "tokens/generated"):
+    for key in ("reward/mean", "loss/policy", "loss/entropy", "loss/kl", "adv/std", "tokens/generated"):
         assert a[key] == pytest.approx(b[key], abs=1e-6), key
     ckpt = torch.load(tmp_path / "a" / "run" / "checkpoints" / "step-000002" / "checkpoint.pt", weights_only=False)
     for n, p in resumed_model.named_parameters():
@@ -175,19 +177,38 @@ def test_demo_summary_table_and_run(tmp_path, tok, capsys):
 
     cfg = demo_config(str(tmp_path / "d"))
     assert cfg.env == "rlvr/GuessNumber-v0" and cfg.eval_episodes > 0 and cfg.device == "cpu"
-    table = summary_table({"episodes": 4, "mean_reward": 0.25, "components": {"outcome": 0.25}},
-                          {"episodes": 4, "mean_reward": 0.5, "components": {"outcome": 0.5}})
+    assert cfg.warmup_sft_steps > 0
+    table = summary_table([("base", {"episodes": 4, "mean_reward": 0.25, "components": {"outcome": 0.25}}),
+                           ("after", {"episodes": 4, "mean_reward": 0.5, "components": {"outcome": 0.5}})])
+    assert "| metric | base | after |" in table
     assert "| mean reward | 0.250 | 0.500 |" in table and "| reward: outcome | 0.250 | 0.500 |" in table
     folder = tmp_path / "tiny"
     answer_policy(tok).save_pretrained(folder)
     tok.save_pretrained(folder)
-    assert demo_main(["--model", str(folder), "--steps", "1", "--output-dir", str(tmp_path / "demo")]) == 0
+    assert demo_main(["--model", str(folder), "--steps", "1", "--warmup-steps", "2",
+                      "--output-dir", str(tmp_path / "demo")]) == 0
     out = tmp_path / "demo"
-    assert "| success rate |" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "| success rate |" in summary and "after warm-up" in summary
     for name in ("trajectories.jsonl", "metrics.jsonl", "plots/training.png", "eval_before/trajectories.jsonl",
-                 "eval_after/trajectories.jsonl", "summary.json"):
+                 "eval_warmup/trajectories.jsonl", "eval_after/trajectories.jsonl", "summary.json",
+                 "checkpoints/warmup/checkpoint.pt"):
         assert (out / name).is_file(), name
+    data = json.loads((out / "summary.json").read_text())
+    assert len(data["warmup_nll"]) == 2 and data["warmup_nll"][1] < data["warmup_nll"][0]
     assert "wall time" in capsys.readouterr().out
+
+
+def test_warm_start_clones_the_oracle(tmp_path, tok):
+    from rlvr.agents.trainer.sft import demonstration_sequences, sft_warmup
+
+    seqs = demonstration_sequences("rlvr/GuessNumber-v0", {"low": 1, "high": 8}, tok, episodes=2, seed=0)
+    assert all(s.num_policy_tokens > 0 and len(s.turn_spans) >= 2 for s in seqs)  # guesses, then the answer
+    text = tok.decode([t for s in seqs[:1] for t, m in zip(s.input_ids, s.loss_mask) if m])
+    assert '"name": "guess"' in text and "<answer>" in text
+    model = tiny_llama(tok)
+    losses = sft_warmup(model, seqs, steps=4, lr=1e-3, pad_id=tok.pad_token_id, device=torch.device("cpu"))
+    assert len(losses) == 4 and losses[-1] < losses[0]
 
 
 @pytest.mark.slow

@@ -131,6 +131,14 @@ class TrainConfig:
     pure_baseline: Literal["step", "token"] = "step"
     """``pure``: leave-one-out baseline per step or per token."""
 
+    # --- warm start -------------------------------------------------------------------------
+    warmup_sft_steps: int = 0
+    """Behaviour-cloning steps on the environment's oracle demonstrations before RL (0: none)."""
+    warmup_sft_episodes: int = 8
+    """Oracle episodes (on their own seeds) used as demonstrations by the warm start."""
+    warmup_sft_lr: float = 5e-5
+    """Learning rate of the warm start."""
+
     # --- loss and optimiser ----------------------------------------------------------------
     lr: float = 1e-5
     """AdamW learning rate."""
@@ -185,13 +193,13 @@ class TrainConfig:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             setattr(self, f.name, _coerce(f.name, hints[f.name], getattr(self, f.name)))
-        positive = ("steps", "tasks_per_step", "group_size", "max_new_tokens", "max_context", "rollout_batch_size",
-                    "ppo_epochs", "mini_batches", "micro_batch_size", "lora_r", "lora_alpha")
+        positive = ("steps", "tasks_per_step", "warmup_sft_episodes", "group_size", "max_new_tokens", "max_context",
+                    "rollout_batch_size", "ppo_epochs", "mini_batches", "micro_batch_size", "lora_r", "lora_alpha")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
         nonneg = ("eval_episodes", "weight_decay", "max_grad_norm", "clip_low", "clip_high", "kl_coef",
-                  "entropy_coef", "save_every", "lora_dropout", "ig_weight", "gigpo_step_weight")
+                  "entropy_coef", "save_every", "lora_dropout", "ig_weight", "gigpo_step_weight", "warmup_sft_steps")
         for name in nonneg:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0; got {getattr(self, name)}")
@@ -200,8 +208,8 @@ class TrainConfig:
                               "greedy rollouts have no sampling distribution for the PPO ratio")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1]; got {self.top_p}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0; got {self.lr}")
+        if self.lr <= 0 or self.warmup_sft_lr <= 0:
+            raise ConfigError(f"lr and warmup_sft_lr must be > 0; got {self.lr} and {self.warmup_sft_lr}")
         if self.gamma is not None and not 0 <= self.gamma <= 1:
             raise ConfigError(f"gamma must be in [0, 1]; got {self.gamma}")
         if self.pure_temperature <= 0:

@@ -48,16 +48,17 @@ class MetricsLog:
 
 
 def save_checkpoint(root: Path, model: Any, optimizer: Any, next_step: int, config: dict[str, Any],
-                    keep: int = 1) -> Path:
+                    keep: int = 1, name: str | None = None) -> Path:
     """Write ``root/step-N/checkpoint.pt`` (trainable weights, optimiser, RNG, next step) and point
-    ``root/latest`` at it; keeps the newest ``keep`` checkpoints."""
+    ``root/latest`` at it; keeps the newest ``keep`` checkpoints. With ``name`` the checkpoint goes to
+    ``root/name/`` instead and ``latest`` is left alone (e.g. the weights after a warm start)."""
     import torch
 
-    path = root / f"step-{next_step:06d}"
+    path = root / (name or f"step-{next_step:06d}")
     path.mkdir(parents=True, exist_ok=True)
     state = {
         "model": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "next_step": next_step,
         "config": config,
         "torch_rng": torch.get_rng_state(),
@@ -65,6 +66,8 @@ def save_checkpoint(root: Path, model: Any, optimizer: Any, next_step: int, conf
     tmp = path / "checkpoint.pt.tmp"
     torch.save(state, tmp)
     os.replace(tmp, path / "checkpoint.pt")
+    if name is not None:
+        return path
     latest_tmp = root / "latest.tmp"
     latest_tmp.write_text(path.name, encoding="utf-8")
     os.replace(latest_tmp, root / "latest")
@@ -86,7 +89,8 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path, model: Any, optimizer: Any) -> int:
-    """Restore weights, optimiser and RNG from ``path``; return the step to continue from."""
+    """Restore weights (and, given an ``optimizer``, its state and the RNG) from ``path``; return the
+    step to continue from."""
     import torch
 
     state = torch.load(path, map_location="cpu", weights_only=False)
@@ -99,8 +103,9 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any) -> int:
     with torch.no_grad():
         for n, t in state["model"].items():
             params[n].copy_(t.to(params[n].device, params[n].dtype))
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
+    if optimizer is not None and state["optimizer"] is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
     return int(state["next_step"])
 
 

@@ -30,6 +30,7 @@ from rlvr.agents.trainer.config import RewardScheme, TrainConfig
 from rlvr.agents.trainer.losses import aggregate, entropy_from_logits, k3_kl, ppo_clip_loss, token_logprobs_from_logits
 from rlvr.agents.trainer.records import (MetricsLog, latest_checkpoint, load_checkpoint, peak_memory_mb,
                                          plot_metrics, save_checkpoint)
+from rlvr.agents.trainer.sft import SFT_SEED_OFFSET, demonstration_sequences, sft_warmup
 from rlvr.agents.trainer.sequences import (TemplateRenderer, TokenSequence, broadcast_turn_values, build_sequence,
                                            collate)
 from rlvr.agents.trajectory import Trajectory, TrajectoryWriter
@@ -48,7 +49,10 @@ class TrainResult:
     output_dir: Path
     metrics: list[dict[str, Any]] = field(default_factory=list)
     eval_before: dict[str, Any] | None = None
+    eval_warmup: dict[str, Any] | None = None
+    """Evaluation after the behaviour-cloning warm start (when there is one)."""
     eval_after: dict[str, Any] | None = None
+    warmup_losses: list[float] = field(default_factory=list)
 
 
 def task_seeds(config: TrainConfig, step: int) -> list[int]:
@@ -219,19 +223,10 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     autocast = _autocast(device, config.precision)
     torch.manual_seed(config.seed)
     model, tokenizer = _load_policy(config, device, model, tokenizer)
-    ref_model = None
-    if config.kl_coef > 0:  # frozen initial policy; with LoRA, the base model with adapters disabled
-        ref_model = model if config.lora else copy.deepcopy(model).requires_grad_(False).eval()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
-                                  weight_decay=config.weight_decay)
     ckpt_root = out / "checkpoints"
-    start = 0
-    if config.resume:
-        path = latest_checkpoint(ckpt_root)
-        if path is None:
-            raise ConfigError(f"resume=True but {ckpt_root} holds no checkpoint; drop --resume to start afresh")
-        start = load_checkpoint(path, model, optimizer)
-        say(f"resumed from {path} at step {start}")
+    resume_path = latest_checkpoint(ckpt_root) if config.resume else None
+    if config.resume and resume_path is None:
+        raise ConfigError(f"resume=True but {ckpt_root} holds no checkpoint; drop --resume to start afresh")
     env_kwargs = dict(config.env_kwargs)
     if config.reward_weights:
         env_kwargs["reward_weights"] = dict(config.reward_weights)
@@ -241,10 +236,42 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     weights = {**getattr(probe.unwrapped, "reward_weights", {}), **config.reward_weights}
     probe.close()
     norm_length = float(config.max_new_tokens * max_turns)  # Dr.GRPO's constant normaliser
+    result = TrainResult(out)
+    if resume_path is None:
+        if config.eval_episodes:
+            result.eval_before = evaluate(model, tokenizer, config, env_kwargs, out / "eval_before", autocast)
+            say(f"eval before: {result.eval_before}")
+        if config.warmup_sft_steps:  # behaviour cloning of the oracle, then RL from there
+            demos = demonstration_sequences(config.env, env_kwargs, tokenizer, config.warmup_sft_episodes,
+                                            SFT_SEED_OFFSET + config.seed)
+            losses = sft_warmup(model, demos, steps=config.warmup_sft_steps, lr=config.warmup_sft_lr,
+                                pad_id=tokenizer.pad_token_id, device=device, autocast=autocast,
+                                micro_batch_size=config.micro_batch_size, max_grad_norm=config.max_grad_norm)
+            result.warmup_losses = losses
+            say(f"warm-up on {len(demos)} oracle episodes: NLL {losses[0]:.3f} -> {losses[-1]:.3f}")
+            save_checkpoint(ckpt_root, model, None, 0, config.to_dict(), name="warmup")
+            if config.eval_episodes:
+                result.eval_warmup = evaluate(model, tokenizer, config, env_kwargs, out / "eval_warmup", autocast)
+                say(f"eval after warm-up: {result.eval_warmup}")
+    ref_model = None
+    if config.kl_coef > 0:  # frozen initial RL policy; with LoRA, adapters disabled (no warm-up then)
+        ref_model = model if config.lora else copy.deepcopy(model).requires_grad_(False).eval()
+        warm = ckpt_root / "warmup" / "checkpoint.pt"
+        if resume_path is not None and config.warmup_sft_steps and not config.lora and warm.is_file():
+            load_checkpoint(warm, ref_model, None)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    start = 0
+    if resume_path is not None:
+        start = load_checkpoint(resume_path, model, optimizer)
+        say(f"resumed from {resume_path} at step {start}")
     if config.backend == "vllm":
         backend: Any = VLLMBackend(config.model, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                                    top_p=config.top_p, gpu_memory_utilization=config.vllm_gpu_memory_utilization,
                                    max_context=config.max_context, seed=config.seed)
+        if start > 0 or config.warmup_sft_steps:  # the engine loaded the weights on disk: sync the policy
+            backend.before_update()
+            backend.after_update(model)
     else:
         backend = HFBackend(model, tokenizer, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                             top_p=config.top_p, batch_size=config.rollout_batch_size, max_context=config.max_context,
@@ -253,10 +280,6 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     info_gain = None
     if config.reward is RewardScheme.INFO_GAIN:
         info_gain = InformationGain(config.ig_answer_prefix, config.ig_variant, config.ig_method)
-    result = TrainResult(out)
-    if config.eval_episodes and start == 0:
-        result.eval_before = evaluate(model, tokenizer, config, env_kwargs, out / "eval_before", autocast)
-        say(f"eval before: {result.eval_before}")
     metrics = MetricsLog(out / "metrics.jsonl", resume_from_step=start)
     writer = TrajectoryWriter(out / "trajectories.jsonl") if config.save_trajectories else None
     G = config.group_size

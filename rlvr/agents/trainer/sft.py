@@ -1,0 +1,81 @@
+"""Behaviour-cloning warm start: a few supervised steps on the environment's oracle demonstrations.
+
+A small model that never produces a scorable action gives GRPO nothing to compare (every group's
+rewards tie, every advantage is 0). Cloning the oracle for a few steps first teaches the action
+format, so the reinforcement-learning steps that follow see mixed rewards. Demonstrations are
+oracle episodes on their own seeds (disjoint from training and evaluation tasks), turned into
+token-exact sequences; the loss is the mean negative log-likelihood of the oracle's tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable
+
+import torch
+
+from rlvr.agents.base import OracleAgent
+from rlvr.agents.rollout import rollout
+from rlvr.agents.trainer.sequences import TemplateRenderer, TokenSequence, build_sequence, collate
+from rlvr.agents.trajectory import Trajectory
+from rlvr.errors import ConfigError
+
+__all__ = ["SFT_SEED_OFFSET", "demonstration_sequences", "sft_warmup"]
+
+SFT_SEED_OFFSET = 2_000_000  # demonstration tasks use seeds far from training and evaluation ones
+
+
+def _tokenise(traj: Trajectory, tokenizer: Any) -> Trajectory:
+    """Give a text-only trajectory token ids: the chat-template prompt, each action plus end token."""
+    prompt = tokenizer.apply_chat_template(traj.initial_messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(prompt, dict) or hasattr(prompt, "input_ids"):
+        prompt = prompt["input_ids"]
+    for turn in traj.turns:
+        ids = list(tokenizer(turn.action, add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
+        turn.prompt_ids, turn.completion_ids, turn.logprobs = list(prompt), ids, [0.0] * len(ids)
+    return traj
+
+
+def demonstration_sequences(env: str, env_kwargs: dict[str, Any], tokenizer: Any, episodes: int,
+                            seed: int) -> list[TokenSequence]:
+    """Token-exact sequences of ``episodes`` oracle episodes of ``env`` (seeds ``seed, seed+1, ...``)."""
+    trajs = rollout(env, OracleAgent(), episodes=episodes, seed=seed, env_kwargs=env_kwargs)
+    if not trajs:
+        raise ConfigError("the behaviour-cloning warm start needs at least one demonstration episode")
+    renderer = TemplateRenderer(tokenizer)
+    return [build_sequence(_tokenise(t, tokenizer), renderer) for t in trajs]
+
+
+def sft_warmup(model: Any, seqs: list[TokenSequence], *, steps: int, lr: float, pad_id: int,
+               device: torch.device, micro_batch_size: int = 4, max_grad_norm: float = 1.0,
+               autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> list[float]:
+    """``steps`` full-batch AdamW steps minimising the token-mean NLL of the demonstrations' policy
+    tokens; returns the loss before each step."""
+    from rlvr.agents.trainer.losses import token_logprobs_from_logits
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr)
+    n_tokens = float(sum(s.num_policy_tokens for s in seqs))
+    if n_tokens == 0:
+        raise ConfigError("the demonstrations hold no policy tokens to imitate")
+    losses = []
+    model.train()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for start in range(0, len(seqs), micro_batch_size):
+            batch = collate(seqs[start : start + micro_batch_size], pad_id, device=device)
+            mask = batch["loss_mask"]
+            first = max(int(mask.any(0).float().argmax()) - 1, 0)
+            with autocast():
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
+                               logits_to_keep=batch["input_ids"].shape[1] - first).logits
+            logp = token_logprobs_from_logits(logits.float(), batch["input_ids"][:, first:])
+            loss = -(logp * mask[:, first:]).sum() / n_tokens
+            loss.backward()
+            total += loss.item()
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
+        opt.step()
+        losses.append(total)
+    model.eval()
+    return losses
