@@ -89,7 +89,7 @@ def main() -> None:
                         "setsid sleep 600 >/dev/null 2>&1 < /dev/null & sleep 0.05")
 
         warm_same_t, warm_new_t = [], []
-        for i in range(args.repeats):
+        for _ in range(args.repeats):
             dirty()
             t = time.perf_counter()
             with pool.acquire(lambda sb: sb.reset()) as sb:
@@ -100,7 +100,7 @@ def main() -> None:
             dirty()
             tree, digest = trees[i % len(trees)]
             t = time.perf_counter()
-            with pool.acquire(lambda sb: sb.load_tree(tree, digest=digest)):
+            with pool.acquire(lambda sb, tree=tree, digest=digest: sb.load_tree(tree, digest=digest)):
                 pass
             warm_new_t.append(time.perf_counter() - t)
 

@@ -15,7 +15,10 @@ Two backends share one interface, :class:`Sandbox`:
   filesystem are shared read-only, and processes never outlive one command.
 
 Commands run through the runner (:mod:`rlvr.envs.swe.runner`) inside the sandbox, which enforces the
-per-command timeout and truncates output; a command that loops, floods output or forks without end
+per-command timeout and truncates output. In a Docker sandbox the runner is the container's PID 1 and
+takes commands over the container's attached stdin (``transport="attach"``: about a millisecond per
+round trip, no process per command on the host side); ``transport="exec"`` uses one ``docker exec``
+per command instead. Either way, a command that loops, floods output or forks without end
 comes back as an :class:`ExecResult` with ``timed_out`` / ``truncated`` set, not as an exception.
 Engine and container failures raise :class:`~rlvr.envs.swe.errors.SandboxLost` or
 :class:`~rlvr.envs.swe.errors.EngineUnavailable`.
@@ -172,8 +175,12 @@ def _parse_runner_output(raw: bytes, duration: float) -> ExecResult:
 
 # --------------------------------------------------------------------------- tar helpers
 def make_tar(files: Mapping[str, bytes | str], *, uid: int = AGENT_UID, gid: int = AGENT_UID, mode: int = 0o644,
-             mtime: int = 946684800) -> bytes:
-    """A tar archive of ``{relative path: content}`` with explicit parent directories, owned by ``uid``."""
+             mtime: int | None = None) -> bytes:
+    """A tar archive of ``{relative path: content}`` with explicit parent directories, owned by ``uid``.
+
+    ``mtime`` defaults to now: git's change detection trusts timestamps, so rewritten files must look new.
+    """
+    mtime = int(time.time()) if mtime is None else mtime
     buf = io.BytesIO()
     dirs: set[str] = set()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
