@@ -57,22 +57,36 @@ class VLLMAgent:
 
         self.model_id = model
         path = resolve_model_path(model)
+        # processed log-probs: those of the temperature-scaled sampling distribution (vLLM >= 0.10.2)
+        llm_kwargs.setdefault("logprobs_mode", "processed_logprobs")
         self.llm = vllm.LLM(
             model=path, gpu_memory_utilization=gpu_memory_utilization, enable_sleep_mode=enable_sleep_mode,
             seed=seed or 0, **llm_kwargs,
         )
         self.tokenizer = self.llm.get_tokenizer()
-        self.params = vllm.SamplingParams(
-            max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, logprobs=0, seed=seed
-        )
+        self.params = vllm.SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, logprobs=0)
+        self.seed = seed or 0
+        self._calls = 0
         self.chat_template_hash = text_hash(getattr(self.tokenizer, "chat_template", None))
+
+    def encode(self, messages: Messages) -> list[int]:
+        """Prompt ids of one conversation (chat template with the generation prompt)."""
+        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(out, dict) or hasattr(out, "input_ids"):  # transformers >= 5 returns a BatchEncoding
+            out = out["input_ids"]
+        return list(out)
 
     def act(self, messages: Messages) -> str:
         return self.act_batch([messages])[0].text
 
     def act_batch(self, batch: Sequence[Messages]) -> list[Generation]:
-        prompts = [list(self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True)) for m in batch]
-        outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], self.params, use_tqdm=False)
+        prompts = [self.encode(m) for m in batch]
+        self._calls += 1
+        # one seed per request: a shared seed would give identical prompts (a GRPO group) identical samples
+        params = [self.params.clone() for _ in prompts]
+        for j, p in enumerate(params):
+            p.seed = (self.seed * 1_000_003 + self._calls) * 4096 + j
+        outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
         gens = []
         for p, o in zip(prompts, outs):
             c = o.outputs[0]
