@@ -237,10 +237,10 @@ def test_user_provided_image_is_adapted(backend, gen, tmp_path):
     repo = tmp_path / "repo"
     base = make_clone(t, repo)
     ctx = {f"repo/{p.relative_to(repo).as_posix()}": p.read_bytes() for p in repo.rglob("*") if p.is_file()}
-    body = "USER root\nCOPY repo/ /work/repo/"
+    body = "USER root\nCOPY repo/ /opt/userrepo/"
     user_image = images.build_layer(backend.client, "rlvr-test-user", "scheduler", images.BASE_IMAGE, body, ctx)
     fields = {k: getattr(t, k) for k in t.__dataclass_fields__}
-    task = type(t)(**{**fields, "files": None, "image": user_image, "repo_dir": "/work/repo",
+    task = type(t)(**{**fields, "files": None, "image": user_image, "repo_dir": "/opt/userrepo",
                       "instance_id": "user-image-1", "base_commit": base})
     env = SWEEnv(tasks=[task], backend=backend, max_turns=6, command_timeout_s=20, test_timeout_s=60)
     info, total, steps = run_oracle(env, seed=0)
