@@ -67,8 +67,14 @@ ENV_PARAMS = [pytest.param(i, id=i.id, marks=[getattr(pytest.mark, r) for r in i
 @pytest.mark.parametrize("info", ENV_PARAMS)
 def test_check_env_every_registered_env(info):
     env = gym.make(info.id)
-    check_env(env.unwrapped, skip_render_check=True)
-    env.close()
+    try:
+        check_env(env.unwrapped, skip_render_check=True)
+    finally:
+        env.close()
+        if "docker" in info.requires:  # warm sandboxes are kept per process; give them back now
+            from rlvr.envs.swe.pool import close_shared_pools
+
+            close_shared_pools()
 
 
 def test_check_env_on_custom_env():
