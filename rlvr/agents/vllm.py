@@ -64,7 +64,8 @@ class VLLMAgent:
             seed=seed or 0, **llm_kwargs,
         )
         self.tokenizer = self.llm.get_tokenizer()
-        self.params = vllm.SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, logprobs=0)
+        self._vllm = vllm
+        self.sampling = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "logprobs": 0}
         self.seed = seed or 0
         self._calls = 0
         self.chat_template_hash = text_hash(getattr(self.tokenizer, "chat_template", None))
@@ -83,9 +84,10 @@ class VLLMAgent:
         prompts = [self.encode(m) for m in batch]
         self._calls += 1
         # one seed per request: a shared seed would give identical prompts (a GRPO group) identical samples
-        params = [self.params.clone() for _ in prompts]
-        for j, p in enumerate(params):
-            p.seed = (self.seed * 1_000_003 + self._calls) * 4096 + j
+        params = [
+            self._vllm.SamplingParams(**self.sampling, seed=(self.seed * 1_000_003 + self._calls) * 4096 + j)
+            for j in range(len(prompts))
+        ]
         outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
         gens = []
         for p, o in zip(prompts, outs):
@@ -94,6 +96,10 @@ class VLLMAgent:
             lps = [float(step[t].logprob) for step, t in zip(c.logprobs or [], ids)] if c.logprobs else None
             gens.append(Generation(c.text, p, ids, lps, c.finish_reason))
         return gens
+
+    def reseed(self, seed: int) -> None:
+        """Make the following generations a function of ``seed`` alone (resumable training)."""
+        self.seed, self._calls = seed, 0
 
     def sleep(self, level: int = 1) -> None:
         """Release GPU memory (weights offloaded at level 1, discarded at level 2) while the trainer updates."""

@@ -160,35 +160,18 @@ class VLLMBackend:
             raise ModelLoadError(f"the vLLM backend is unavailable: {e}") from e
 
         class _TokenExactVLLMAgent(VLLMAgent):
+            """Continues each conversation from the exact tokens of its previous turns."""
+
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
                 self.memory = _TokenMemory(self.tokenizer)
-                self.base_seed, self.calls = int(kwargs.get("seed") or 0), 0
 
             def encode(self, messages: Messages) -> list[int]:
                 ids = self.memory.continue_ids(messages)
-                if ids is not None:
-                    return ids
-                return _chat_ids(self.tokenizer, messages)
+                return ids if ids is not None else _chat_ids(self.tokenizer, messages)
 
             def act_batch(self, batch: Sequence[Messages]) -> list[Generation]:
-                import vllm
-
-                prompts = [self.encode(m) for m in batch]
-                self.calls += 1
-                p = self.params
-                # one seed per request: a single shared seed would give the G rollouts of a group
-                # (identical prompts) identical samples
-                params = [vllm.SamplingParams(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p,
-                                              logprobs=0, seed=(self.base_seed * 1_000_003 + self.calls) * 4096 + j)
-                          for j in range(len(prompts))]
-                outs = self.llm.generate([{"prompt_token_ids": q} for q in prompts], params, use_tqdm=False)
-                gens = []
-                for q, o in zip(prompts, outs):
-                    c = o.outputs[0]
-                    ids = list(c.token_ids)
-                    lps = [float(step[t].logprob) for step, t in zip(c.logprobs or [], ids)] if c.logprobs else None
-                    gens.append(Generation(c.text, q, ids, lps, c.finish_reason))
+                gens = super().act_batch(batch)
                 self.memory.remember(batch, gens)
                 return gens
 
@@ -200,7 +183,7 @@ class VLLMBackend:
                                           logprobs_mode="processed_logprobs")
 
     def reseed(self, seed: int) -> None:
-        self.agent.base_seed, self.agent.calls = seed, 0
+        self.agent.reseed(seed)
 
     def clear(self) -> None:
         self.agent.memory.clear()
