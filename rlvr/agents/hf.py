@@ -9,7 +9,18 @@ from rlvr.agents.base import Generation, Messages
 from rlvr.agents.trajectory import text_hash
 from rlvr.errors import ConfigError
 
-__all__ = ["HFAgent"]
+__all__ = ["HFAgent", "chat_prompt_ids"]
+
+
+def chat_prompt_ids(tokenizer: Any, messages: Messages) -> list[int]:
+    """Prompt ids of one conversation: the chat template with the generation prompt.
+
+    Newer transformers return a mapping from ``apply_chat_template(tokenize=True)``, older a list.
+    """
+    out = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+    if isinstance(out, dict) or hasattr(out, "input_ids"):
+        out = out["input_ids"]
+    return list(out)
 
 
 class HFAgent:
@@ -86,10 +97,7 @@ class HFAgent:
 
     def encode(self, messages: Messages) -> list[int]:
         """The prompt ids for one conversation (chat template with the generation prompt)."""
-        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if isinstance(out, dict) or hasattr(out, "input_ids"):
-            out = out["input_ids"]
-        return list(out)
+        return chat_prompt_ids(self.tokenizer, messages)
 
     def act(self, messages: Messages) -> str:
         return self.act_batch([messages])[0].text

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from rlvr.agents.base import Generation, Messages
+from rlvr.agents.hf import chat_prompt_ids
 from rlvr.agents.trajectory import text_hash
 from rlvr.errors import ModelLoadError
 
@@ -72,10 +73,7 @@ class VLLMAgent:
 
     def encode(self, messages: Messages) -> list[int]:
         """Prompt ids of one conversation (chat template with the generation prompt)."""
-        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if isinstance(out, dict) or hasattr(out, "input_ids"):  # transformers >= 5 returns a BatchEncoding
-            out = out["input_ids"]
-        return list(out)
+        return chat_prompt_ids(self.tokenizer, messages)
 
     def act(self, messages: Messages) -> str:
         return self.act_batch([messages])[0].text

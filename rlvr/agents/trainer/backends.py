@@ -23,7 +23,7 @@ import json
 from typing import Any, Iterator, Sequence
 
 from rlvr.agents.base import Generation, Messages
-from rlvr.agents.hf import HFAgent
+from rlvr.agents.hf import HFAgent, chat_prompt_ids
 from rlvr.agents.trainer.sequences import TemplateRenderer
 from rlvr.errors import ModelLoadError
 
@@ -33,14 +33,6 @@ __all__ = ["HFBackend", "TokenExactHFAgent", "VLLMBackend", "policy_weights"]
 def _key(messages: Sequence[dict[str, Any]]) -> str:
     blob = json.dumps([(m.get("role"), m.get("content")) for m in messages], ensure_ascii=False, default=repr)
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()
-
-
-def _chat_ids(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> list[int]:
-    """Prompt ids from the chat template (newer transformers return a mapping, older a list)."""
-    out = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
-    if isinstance(out, dict) or hasattr(out, "input_ids"):
-        out = out["input_ids"]
-    return list(out)
 
 
 class _TokenMemory:
@@ -168,7 +160,7 @@ class VLLMBackend:
 
             def encode(self, messages: Messages) -> list[int]:
                 ids = self.memory.continue_ids(messages)
-                return ids if ids is not None else _chat_ids(self.tokenizer, messages)
+                return ids if ids is not None else chat_prompt_ids(self.tokenizer, messages)
 
             def act_batch(self, batch: Sequence[Messages]) -> list[Generation]:
                 gens = super().act_batch(batch)
