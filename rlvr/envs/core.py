@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -210,6 +210,7 @@ class AgentEnv(gym.Env[list, str]):
         self.messages: list[Message] = []
         self.turn = 0
         self._done = True
+        self._end_requested = False
         self._started = 0.0
 
     # ----------------------------------------------------------------- task hooks (override)
@@ -234,6 +235,10 @@ class AgentEnv(gym.Env[list, str]):
         )
         return TurnOutcome([{"role": "user", "content": err.message}], {"format": -self.invalid_penalty}, error=err)
 
+    def end_episode(self) -> None:
+        """End the episode after the current turn (terminated): for tools such as ``submit``."""
+        self._end_requested = True
+
     def oracle_action(self) -> str:
         """The gold next action from the current state (used by the oracle agent)."""
         raise NoOracleError(f"{type(self).__name__} has no oracle; implement oracle_action() to provide one")
@@ -257,6 +262,7 @@ class AgentEnv(gym.Env[list, str]):
         self.messages = [dict(m) for m in messages]
         self.turn = 0
         self._done = False
+        self._end_requested = False
         self._started = time.monotonic()
         return [dict(m) for m in messages], info
 
@@ -287,7 +293,7 @@ class AgentEnv(gym.Env[list, str]):
         components.update(outcome.reward_components)
         obs = [self._fit(m) for m in outcome.messages]
         self.messages.extend(obs)
-        terminated = bool(outcome.terminated)
+        terminated = bool(outcome.terminated) or self._end_requested
         truncated = not terminated and (
             self.turn >= self.max_turns
             or (self.max_episode_seconds is not None and time.monotonic() - self._started > self.max_episode_seconds)
@@ -343,15 +349,3 @@ class AgentEnv(gym.Env[list, str]):
                 message = {**message, "content": text}
         return message
 
-
-def oracle_sequence(env: AgentEnv, seed: int | None = None, max_steps: int | None = None) -> Sequence[str]:
-    """Run the env's oracle from ``reset(seed)`` to the end and return the actions (handy for tests and SFT data)."""
-    env.reset(seed=seed)
-    actions: list[str] = []
-    for _ in range(max_steps or env.max_turns):
-        a = env.oracle_action()
-        actions.append(a)
-        _, _, term, trunc, _ = env.step(a)
-        if term or trunc:
-            break
-    return actions

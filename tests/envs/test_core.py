@@ -52,6 +52,11 @@ class EchoEnv(AgentEnv):
         self.tools.add(echo)
         self.tools.add(Tool("spin", "never returns", {"type": "object", "properties": {}}, spin, timeout_s=0.2))
         self.tools.add(Tool("boom", "raises", {"type": "object", "properties": {}}, boom))
+        self.tools.add(Tool("stop", "ends the episode", {"type": "object", "properties": {}}, self._stop))
+
+    def _stop(self) -> str:
+        self.end_episode()
+        return "stopped"
 
     def _reset_task(self, options):
         return [{"role": "system", "content": render_tool_prompt("Echo things.", self.tools)},
@@ -174,6 +179,17 @@ def test_max_turns_truncates_honestly():
     assert (term, trunc) == (False, True)
     with pytest.raises(EpisodeStateError, match="call reset"):
         env.step("x")
+
+
+def test_a_tool_can_end_the_episode():
+    env = EchoEnv(max_turns=1)
+    env.reset()
+    obs, _, term, trunc, _ = env.step(call("stop"))
+    assert obs[0]["content"] == "stopped" and (term, trunc) == (True, False)
+    with pytest.raises(EpisodeStateError):
+        env.step("x")
+    env.reset()  # a new episode starts open
+    assert env.step(call("echo", text="a"))[2] is False
 
 
 def test_wall_clock_budget_truncates():

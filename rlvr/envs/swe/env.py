@@ -301,6 +301,7 @@ class SWEEnv(AgentEnv):
                 self._report = GradeReport(SubmissionOutcome.TESTS_FAIL, "", apply_error=str(e))
             else:
                 raise
+        self.end_episode()
         return self._report.summary()
 
     def _guarded(self, fn):
@@ -416,8 +417,6 @@ class SWEEnv(AgentEnv):
         self._immediate_sum += sum(w.get(k, 1.0) * comps.get(k, 0.0) for k in IMMEDIATE)
         ended = terminated or truncated or self._report is not None
         if self._report is not None:
-            terminated, truncated = True, False
-            self._done = True
             outcome = self._report.outcome
         elif truncated:
             outcome = SubmissionOutcome.NO_SUBMISSION
