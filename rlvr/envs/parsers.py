@@ -175,7 +175,8 @@ class HermesParser:
 
     def parse(self, text: str) -> ParsedAction:
         out = ParsedAction()
-        out.answer, err = extract_answer(text)
+        # tag-like text inside a call's JSON (e.g. an argument "<answer>") is data, not an answer
+        out.answer, err = extract_answer(_TOOL_CALL_RE.sub(" ", text) if "<tool_call>" in text else text)
         if err:
             out.errors.append(err)
         if "<tool_call>" not in text:

@@ -27,6 +27,11 @@ def test_openai_style_and_parameters_alias():
     assert p.calls == [ToolCall("f", {}), ToolCall("g", {"k": "v"})]
 
 
+def test_answer_tag_inside_call_arguments_is_data():
+    p = hermes.parse('<tool_call>{"name": "search", "arguments": {"q": "<answer> tag"}}</tool_call>')
+    assert p.errors == [] and p.answer is None and p.calls == [ToolCall("search", {"q": "<answer> tag"})]
+
+
 def test_answer_extraction():
     assert hermes.parse("so <answer> Paris </answer>").answer == "Paris"
     p = hermes.parse("<answer>unclosed")
@@ -95,9 +100,10 @@ def test_tag_soup_never_raises(parts):
 @settings(max_examples=200, deadline=None)
 @given(st.text(min_size=1, max_size=20).filter(lambda s: s.strip() == s and s), st.dictionaries(st.text(max_size=10), json_values, max_size=5))
 def test_roundtrip_wellformed_calls(name, args):
-    text = f"<tool_call>{json.dumps({'name': name, 'arguments': args}, ensure_ascii=False)}</tool_call>"
+    body = json.dumps({'name': name, 'arguments': args}, ensure_ascii=False)
+    text = f"<tool_call>{body}</tool_call>"
     p = hermes.parse(text)
-    if "<tool_call>" in name or "</tool_call>" in name or "<answer>" in name:
+    if "<tool_call>" in body or "</tool_call>" in body:  # the Hermes format cannot carry its own tags
         return
     assert p.errors == []
     assert p.calls == [ToolCall(name, args)]
