@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml Makefile | $(PY)
 
 install: $(STAMP)
 
-# a Docker engine (installed and started when missing, as root) and the offline-built base image
+# a Docker engine (installed and started when missing, as root), the offline-built base image, and the
+# bubblewrap backend's sandbox runtime (the image's python3 + pytest + git, unpacked into the rlvr cache)
 docker:
 	bash containers/provision.sh
 

@@ -2,11 +2,14 @@
 # Make a docker engine answer and the rlvr SWE base image exist. Idempotent and quick when all is
 # in place. When no engine answers and we are root: apt-install docker.io, debootstrap and
 # bubblewrap, then start `dockerd --bridge=none --iptables=false` in the background (no bridge
-# network, so containers have no network at all). Then build the base image if it is absent.
+# network, so containers have no network at all). Then build the base image if it is absent, and
+# unpack its file system as the bubblewrap backend's sandbox runtime (python3, pytest and git of the
+# image, bound read-only into every bwrap sandbox, so no command depends on the host's Python).
 #
 # Usage: containers/provision.sh [--no-base]
 # Environment: RLVR_SWE_BASE_IMAGE, RLVR_DOCKERD_LOG (default /var/log/rlvr-dockerd.log),
-#              RLVR_DOCKERD_WAIT_S (default 60)
+#              RLVR_DOCKERD_WAIT_S (default 60), RLVR_BWRAP_ROOTFS (default
+#              ${RLVR_CACHE:-${XDG_CACHE_HOME:-~/.cache}/rlvr}/sandbox-rootfs)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BUILD_BASE=1
@@ -48,4 +51,20 @@ echo "provision.sh: docker engine answers ($(docker version -f '{{.Server.Versio
 
 if [ "$BUILD_BASE" = 1 ]; then
   "$HERE/build_base.sh"
+  IMAGE="${RLVR_SWE_BASE_IMAGE:-rlvr-swe-base:bookworm}"
+  ROOTFS="${RLVR_BWRAP_ROOTFS:-${RLVR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rlvr}/sandbox-rootfs}"
+  id="$(docker image inspect -f '{{.Id}}' "$IMAGE")"
+  if [ "$(cat "$ROOTFS/.rlvr-image-id" 2>/dev/null || true)" != "$id" ]; then
+    echo "provision.sh: unpacking $IMAGE into $ROOTFS (bubblewrap sandbox runtime)"
+    tmp="$ROOTFS.tmp.$$"
+    rm -rf --one-file-system "$tmp"
+    mkdir -p "$tmp"
+    cid="$(docker create "$IMAGE" /bin/true)"
+    docker export "$cid" | tar --numeric-owner -x -C "$tmp"
+    docker rm -f "$cid" >/dev/null
+    echo "$id" >"$tmp/.rlvr-image-id"
+    rm -rf --one-file-system "$ROOTFS"
+    mv "$tmp" "$ROOTFS"
+  fi
+  echo "provision.sh: bubblewrap sandbox runtime in $ROOTFS"
 fi

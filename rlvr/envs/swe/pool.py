@@ -55,10 +55,13 @@ class SandboxPool:
         config: sandbox limits (default: the backend's).
         acquire_timeout_s: how long ``acquire`` waits for a free slot before :class:`PoolExhausted`.
         max_attempts: sandboxes tried per acquire when preparing fails (each failure replaces one).
+        reap: when the pool starts, remove sandboxes whose owning process died
+            (:meth:`~rlvr.envs.swe.sandbox.Backend.reap_leaked`).
     """
 
     def __init__(self, backend: Backend, image: str, *, size: int = 2, max_size: int | None = None,
-                 config: SandboxConfig | None = None, acquire_timeout_s: float = 600.0, max_attempts: int = 3) -> None:
+                 config: SandboxConfig | None = None, acquire_timeout_s: float = 600.0, max_attempts: int = 3,
+                 reap: bool = True) -> None:
         if size < 0:
             raise ConfigError(f"pool size must be >= 0, got {size}")
         max_size = max(size, 8) if max_size is None else max_size
@@ -80,6 +83,8 @@ class SandboxPool:
         self._cond = threading.Condition()
         self._closed = False
         self._all: "weakref.WeakSet[Sandbox]" = weakref.WeakSet()
+        if reap:
+            backend.reap_leaked()
         _LIVE_POOLS.add(self)
 
     # ---------------------------------------------------------------- lifecycle

@@ -8,11 +8,16 @@ the command's exit stops its whole process group. It prints the captured output,
 attached stdin (one process start per command instead of one ``docker exec``), ``--init`` only reaps
 zombies.
 
+The attached stdin is also the sandbox's lifeline: its driver holds the other end, so when the driver
+exits or is killed (even with SIGKILL) the engine closes the stream, PID 1 sees end of file and exits,
+and the kernel ends every process of the container with it. ``--serve`` always watches it;
+``--init --lifeline`` does the same for containers driven by ``docker exec``.
+
 Usage::
 
     python3 rlvr-exec --timeout 30 --max-bytes 32000 [--tail-bytes 8000] [--rlimit-as B]
                       [--rlimit-nproc N] [--rlimit-fsize B] -- CMD [ARG...]
-    python3 rlvr-exec --serve | --init
+    python3 rlvr-exec --serve | --init [--lifeline]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 SENTINEL = "\x00RLVR-EXEC-RESULT\x00"
@@ -31,9 +37,27 @@ HARD_CAP_FACTOR = 256  # stop reading (and kill) after this many times the byte 
 DRAIN_AFTER_EXIT_S = 0.3  # background children may hold the pipe open; read this long after exit
 
 
-def _init() -> None:
-    """Reap zombies forever (PID 1 of a sandbox container driven by ``docker exec``)."""
+def _exit_at_eof(stream, on_line=None) -> None:
+    """Read ``stream`` until end of file (passing each line to ``on_line``), then end this process.
+
+    As PID 1 of a container, exiting ends every process in it: the driver that held the other end of
+    the stream is gone, so nobody can use or remove the sandbox any more.
+    """
+    try:
+        for line in iter(stream.readline, b""):
+            if on_line is not None:
+                on_line(line)
+    except (OSError, ValueError):
+        pass
+    os._exit(0)
+
+
+def _init(lifeline: bool = False) -> None:
+    """Reap zombies forever (PID 1 of a sandbox container driven by ``docker exec``); with ``lifeline``,
+    exit as soon as stdin reaches end of file."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # as PID 1 of a namespace, unhandled signals are ignored
+    if lifeline:
+        threading.Thread(target=_exit_at_eof, args=(sys.stdin.buffer,), daemon=True).start()
     while True:
         try:
             os.wait()
@@ -208,16 +232,22 @@ def serve() -> None:
 
     Reads one JSON request per line (``argv``, ``cwd``, ``env``, ``opts``, ``nonce``) and answers each
     with ``MAGIC`` + a JSON header line (result info, ``len``, ``nonce``) + ``len`` bytes of output.
-    Between and during requests it reaps orphaned processes. When stdin closes it stays on as a
-    plain zombie reaper.
+    Between and during requests it reaps orphaned processes. When stdin closes (the driver closed the
+    sandbox, exited or was killed) it exits at once, even in the middle of a command, which ends the
+    container.
     """
+    import queue
+
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # as PID 1 of a namespace, unhandled signals are ignored
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdout = sys.stdout.buffer
+    requests: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_exit_at_eof, args=(sys.stdin.buffer, requests.put), daemon=True).start()
     while True:
         _reap_all()
-        line = stdin.readline()
-        if not line:
-            _init()
+        try:
+            line = requests.get(timeout=1.0)
+        except queue.Empty:
+            continue
         req: dict = {}
         try:
             req = json.loads(line)
@@ -235,7 +265,7 @@ def main() -> None:
     """Command-line entry point."""
     argv = sys.argv[1:]
     if argv[:1] == ["--init"]:
-        _init()
+        _init(lifeline="--lifeline" in argv[1:])
     if argv[:1] == ["--serve"]:
         serve()
     sys.exit(run(argv))

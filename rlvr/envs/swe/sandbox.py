@@ -10,9 +10,16 @@ Two backends share one interface, :class:`Sandbox`:
   ``rlvr.managed`` and ``rlvr.owner`` (host, pid and start time of the owning process) so that
   :func:`reap_leaked` can remove containers left behind by a process that died.
 * :class:`BwrapBackend` (fallback without Docker): ``bubblewrap`` namespaces with a read-only root,
-  a writable work tree bound at ``/testbed``, no network, rlimits instead of cgroups. Weaker
-  isolation: no memory or pids cgroup (RLIMIT_NPROC is ignored for root), the host kernel and root
-  filesystem are shared read-only, and processes never outlive one command.
+  a writable work tree bound at ``/testbed``, no network, rlimits instead of cgroups. The root is the
+  sandbox runtime: the base image's own file system (Debian's python3, pytest and git), unpacked by
+  ``containers/provision.sh`` into :func:`default_bwrap_rootfs`, never the host's interpreter.
+  Weaker isolation: no memory or pids cgroup (RLIMIT_NPROC is ignored for root), the host kernel is
+  shared, and processes never outlive one command or their driver (``--die-with-parent``).
+
+Sandboxes die with their driver: a Docker sandbox's PID 1 exits when the attached stdin its driver
+holds reaches end of file (the engine closes it when the driver exits or is killed, even by SIGKILL)
+and the container removes itself (``auto_remove``); a new backend or pool also reaps what dead
+owners left (:func:`reap_leaked`, :meth:`BwrapBackend.reap_leaked`).
 
 Commands run through the runner (:mod:`rlvr.envs.swe.runner`) inside the sandbox, which enforces the
 per-command timeout and truncates output. In a Docker sandbox the runner is the container's PID 1 and
@@ -33,7 +40,6 @@ import posixpath
 import shutil
 import socket
 import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
@@ -52,7 +58,7 @@ from rlvr.errors import ConfigError
 __all__ = [
     "SandboxConfig", "ExecResult", "Sandbox", "Backend", "DockerBackend", "DockerSandbox", "BwrapBackend",
     "BwrapSandbox", "make_backend", "make_tar", "read_tar", "reap_leaked", "owner_label", "WORKDIR",
-    "RUNNER_PATH", "AGENT_UID",
+    "RUNNER_PATH", "AGENT_UID", "default_bwrap_rootfs",
 ]
 
 WORKDIR = "/testbed"
@@ -280,10 +286,13 @@ cd {WORKDIR} && {GIT} init -q && {GIT} add -A && {GIT} commit -q --allow-empty -
 """
 
 # Snapshot the whole work tree (untracked files included, ignored ones not) without touching the index.
+# The copied index is dated 1970-01-01 00:00:01 (0 would mean "no date"), so git treats every entry as
+# racily clean and re-reads the file: a same-size rewrite within the second of the last reset has the
+# same stat data as the original.
 _SNAPSHOT = f"""
 cd {WORKDIR} || exit 3
 export GIT_INDEX_FILE=.git/rlvr-index
-rm -f "$GIT_INDEX_FILE"; cp .git/index "$GIT_INDEX_FILE" 2>/dev/null
+rm -f "$GIT_INDEX_FILE"; cp .git/index "$GIT_INDEX_FILE" 2>/dev/null && touch -d @1 "$GIT_INDEX_FILE"
 {GIT} add -A . >/dev/null 2>&1 || exit 4
 """
 
@@ -454,6 +463,10 @@ class Backend(ABC):
 
     name: str = ""
 
+    def reap_leaked(self) -> list[str]:
+        """Remove sandboxes left behind by owners that died; returns their ids (default: none)."""
+        return []
+
     @abstractmethod
     def create(self, image: str, config: SandboxConfig | None = None) -> Sandbox:
         """Start a new sandbox from ``image``."""
@@ -486,8 +499,13 @@ class DockerSandbox(Sandbox):
             backend.client.api.inspect_image(image)  # never pull: there is no registry
             container = backend.client.containers.create(
                 image,
-                ["python3", RUNNER_PATH, "--serve" if config.transport == "attach" else "--init"],
-                stdin_open=config.transport == "attach",
+                ["python3", RUNNER_PATH, *(["--serve"] if config.transport == "attach" else ["--init", "--lifeline"])],
+                # The attached stdin is the container's lifeline: with detach=False the SDK sets StdinOnce,
+                # so the engine closes it when this process closes the sandbox, exits or is killed, and
+                # PID 1 then exits (see runner.py); auto_remove then deletes the container and its volume.
+                stdin_open=True,
+                detach=False,
+                auto_remove=True,
                 log_config={"type": "none"},
                 user=f"{AGENT_UID}:{AGENT_UID}",
                 network_mode="none",
@@ -517,20 +535,34 @@ class DockerSandbox(Sandbox):
         self.container = container
         self.id = container.id
         self._sock: Any = None
+        self._lifeline: Any = None
         self._lock = threading.Lock()
         try:
             container.start()
         except derr.APIError as e:
             self._destroy()
             raise SandboxError(f"could not start a container from {image!r}: {e.explanation or e}") from e
-        time.sleep(0.02)
-        container.reload()
-        if container.status != "running":
+        try:
+            # hold the lifeline from the start: a driver killed before its first command leaks nothing
+            if config.transport == "attach":
+                self._channel()
+            else:
+                self._lifeline = self._call(self.api.attach_socket, self.id, params={"stdin": 1, "stream": 1})
+            time.sleep(0.02)
+            container.reload()
+            status, logs = container.status, ""
+        except (SandboxError, derr.NotFound):
+            status, logs = "exited", ""
+        if status == "running":
+            return
+        try:
             logs = container.logs(tail=20).decode(errors="replace")
-            self._destroy()
-            raise ImageError(f"a container from {image!r} exited at once ({container.status}); the image needs "
-                             f"python3 and the runner at {RUNNER_PATH} (build it with rlvr.envs.swe.images). "
-                             f"Logs: {logs.strip()[-400:]}")
+        except derr.DockerException:
+            pass  # already removed (auto_remove)
+        self._destroy()
+        raise ImageError(f"a container from {image!r} exited at once ({status}); the image needs "
+                         f"python3 and the runner at {RUNNER_PATH} (build it with rlvr.envs.swe.images). "
+                         f"Logs: {logs.strip()[-400:]}")
 
     # ---------------------------------------------------------------- attach transport
     def _channel(self) -> Any:
@@ -554,12 +586,15 @@ class DockerSandbox(Sandbox):
         return SandboxLost(f"container {self.id[:12]} {why}")
 
     def _close_channel(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            try:
-                sock.close()
-            except OSError:
-                pass
+        """Close the command channel (and the exec transport's lifeline): PID 1 then exits."""
+        for name in ("_sock", "_lifeline"):
+            sock = getattr(self, name, None)
+            setattr(self, name, None)
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
 
     def _request(self, argv: Sequence[str], opts: Mapping[str, float], workdir: str,
                  env: Mapping[str, str] | None, timeout_s: float) -> tuple[dict[str, Any], bytes]:
@@ -684,6 +719,17 @@ class DockerSandbox(Sandbox):
             self.api.remove_container(self.id, force=True, v=True)
         except derr.NotFound:
             pass
+        except derr.APIError as e:
+            if "in progress" not in str(e):
+                return  # the reaper removes it later
+            # the container exited (its lifeline closed) and the engine is removing it: wait for that
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline:
+                try:
+                    self.api.inspect_container(self.id)
+                except (derr.DockerException, rexc.RequestException):
+                    return
+                time.sleep(0.02)
         except (derr.DockerException, rexc.RequestException):
             pass  # engine down: the reaper removes it once the engine is back
 
@@ -739,10 +785,21 @@ class DockerBackend(Backend):
         except derr.ImageNotFound:
             return None
 
-    def containers(self, *, all_owners: bool = False) -> list[Any]:
-        """The rlvr-managed containers (those of this process unless ``all_owners``)."""
-        filters = {"label": [f"{LABEL_MANAGED}=1"] + ([] if all_owners else [f"{LABEL_OWNER}={owner_label()}"])}
-        return self.client.containers.list(all=True, filters=filters)
+    def reap_leaked(self) -> list[str]:
+        """Remove containers of dead owners on this host (see :func:`reap_leaked`)."""
+        return reap_leaked(self.client)
+
+    def containers(self, *, all_owners: bool = False) -> list[dict[str, Any]]:
+        """The rlvr-managed containers (those of this process unless ``all_owners``) as the engine lists
+        them (``Id``, ``Labels``, ``State``, ...)."""
+        return _managed(self.client, None if all_owners else owner_label())
+
+
+def _managed(client: Any, owner: str | None = None) -> list[dict[str, Any]]:
+    """rlvr containers (of ``owner`` when given), listed in one engine call: containers that remove
+    themselves meanwhile cannot break the listing, as the SDK's per-container look-ups would."""
+    labels = [f"{LABEL_MANAGED}=1"] + ([f"{LABEL_OWNER}={owner}"] if owner else [])
+    return client.api.containers(all=True, filters={"label": labels})
 
 
 def reap_leaked(client: Any = None) -> list[str]:
@@ -755,13 +812,13 @@ def reap_leaked(client: Any = None) -> list[str]:
 
     client = client or docker.from_env()
     removed = []
-    for c in client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=1"}):
-        owner = c.labels.get(LABEL_OWNER, "")
+    for c in _managed(client):
+        owner = (c.get("Labels") or {}).get(LABEL_OWNER, "")
         if _owner_alive(owner):
             continue
         try:
-            c.remove(force=True, v=True)
-            removed.append(c.id)
+            client.api.remove_container(c["Id"], force=True, v=True)
+            removed.append(c["Id"])
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as e:
@@ -783,7 +840,7 @@ class BwrapSandbox(Sandbox):
     def __init__(self, backend: "BwrapBackend", image: str, config: SandboxConfig) -> None:
         super().__init__(image, config)
         self.backend = backend
-        self.root = Path(tempfile.mkdtemp(prefix="rlvr-bwrap-"))
+        self.root = Path(tempfile.mkdtemp(prefix=_BWRAP_PREFIX))
         self.id = uuid.uuid4().hex
         self.dirs = {WORKDIR: self.root / "testbed", "/tmp": self.root / "tmp", HOME: self.root / "home"}
         for d in self.dirs.values():
@@ -847,33 +904,56 @@ class BwrapSandbox(Sandbox):
 
 
 RUNNER_PATH_BWRAP = "/run/rlvr-exec"
+_BWRAP_PREFIX = "rlvr-bwrap-"
+ROOTFS_STAMP = ".rlvr-image-id"
+
+
+def default_bwrap_rootfs() -> Path:
+    """Where ``containers/provision.sh`` unpacks the sandbox runtime for the bubblewrap backend:
+    ``$RLVR_BWRAP_ROOTFS``, else ``sandbox-rootfs`` in the rlvr cache (``$RLVR_CACHE``, default
+    ``$XDG_CACHE_HOME/rlvr`` or ``~/.cache/rlvr``)."""
+    explicit = os.environ.get("RLVR_BWRAP_ROOTFS")
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("RLVR_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "rlvr")
+    return Path(cache) / "sandbox-rootfs"
 
 
 class BwrapBackend(Backend):
     """Sandboxes as ``bubblewrap`` namespaces (fallback when no Docker engine is available).
 
     Args:
-        rootfs: the read-only root filesystem (default ``/``: the host's; a debootstrap tree kept by
-            ``containers/build_base.sh --keep-rootfs DIR`` gives a cleaner, Docker-like one).
-        extra_path: directories put first on ``PATH`` inside (default: the directory of the running
-            Python, so its ``pytest`` is found when the rootfs is the host's).
+        rootfs: the read-only root filesystem. Default: the sandbox runtime at
+            :func:`default_bwrap_rootfs`, the base image's file system (python3, pytest, git) that
+            ``containers/provision.sh`` (run by ``make test``) unpacks there, so commands never depend on
+            what the host happens to have installed. ``"/"`` shares the host's root instead (its
+            ``python3`` must then have pytest).
+        extra_path: directories put first on ``PATH`` inside (default: none).
         config: default :class:`SandboxConfig`.
+        reap: remove sandbox directories of dead owners when the backend starts.
     """
 
     name = "bwrap"
 
-    def __init__(self, rootfs: str | os.PathLike[str] = "/", *, extra_path: Sequence[str] | None = None,
-                 config: SandboxConfig | None = None) -> None:
+    def __init__(self, rootfs: str | os.PathLike[str] | None = None, *, extra_path: Sequence[str] | None = None,
+                 config: SandboxConfig | None = None, reap: bool = True) -> None:
         self.bwrap = shutil.which("bwrap") or ""
         if not self.bwrap:
             raise EngineUnavailable("bubblewrap is missing: install it with 'apt-get install -y bubblewrap'")
+        if rootfs is None:
+            rootfs = default_bwrap_rootfs()
+            if not Path(rootfs, "usr", "bin", "python3").exists():
+                raise EngineUnavailable(
+                    f"the bubblewrap sandbox runtime is missing: expected a root file system with python3 and pytest "
+                    f"at {str(rootfs)!r}. Create it with 'bash containers/provision.sh' (as root; 'make test' runs it), "
+                    "point RLVR_BWRAP_ROOTFS at one, or pass rootfs='/' to use the host's own root")
         self.rootfs = str(rootfs)
         if not Path(self.rootfs, "bin").exists():
             raise ConfigError(f"rootfs {self.rootfs!r} does not look like a root filesystem (no bin/)")
         self.config = config or SandboxConfig()
         self.runner = str(Path(__file__).with_name("runner.py"))
-        if extra_path is None:
-            extra_path = [str(Path(sys.executable).parent)] if self.rootfs == "/" else []
+        extra_path = list(extra_path or [])
         self.path = ":".join([*extra_path, "/usr/local/bin", "/usr/bin", "/bin"])
         # The new root is a tmpfs holding read-only binds of the rootfs's top-level entries, so that
         # mount points such as /testbed and /home/agent can be created in it.
@@ -891,6 +971,24 @@ class BwrapBackend(Backend):
         if probe.returncode != 0:
             raise EngineUnavailable(f"bubblewrap cannot create namespaces here: {probe.stderr.strip()} "
                                     "(unprivileged user namespaces may be disabled)")
+        if reap:
+            self.reap_leaked()
+
+    def reap_leaked(self) -> list[str]:
+        """Remove the directories of bubblewrap sandboxes whose owning process on this host is dead.
+
+        Their processes are already gone (``--die-with-parent``); this frees the disk they used.
+        Returns the removed directories."""
+        removed = []
+        for d in Path(tempfile.gettempdir()).glob(_BWRAP_PREFIX + "*"):
+            try:
+                owner = (d / "owner").read_text()
+            except OSError:
+                continue
+            if not _owner_alive(owner):
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(str(d))
+        return removed
 
     def create(self, image: str = "host", config: SandboxConfig | None = None) -> BwrapSandbox:
         return BwrapSandbox(self, image, config or self.config)
@@ -906,6 +1004,6 @@ def make_backend(kind: Literal["docker", "bwrap", "auto"] = "docker", **kwargs: 
         try:
             return DockerBackend(**{k: v for k, v in kwargs.items() if k in ("client", "config", "reap")})
         except EngineUnavailable:
-            return BwrapBackend(**{k: v for k, v in kwargs.items() if k in ("rootfs", "extra_path", "config")})
+            return BwrapBackend(**{k: v for k, v in kwargs.items() if k in ("rootfs", "extra_path", "config", "reap")})
     raise ConfigError(f"backend must be 'docker', 'bwrap' or 'auto', got {kind!r}")
 

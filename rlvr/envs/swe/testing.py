@@ -33,19 +33,22 @@ def require_docker(**kwargs) -> DockerBackend:
 
 
 def require_bwrap(**kwargs) -> BwrapBackend:
-    """A bubblewrap backend, or ``pytest.skip`` when bubblewrap cannot create namespaces here."""
+    """A bubblewrap backend, or ``pytest.skip`` when bubblewrap cannot create namespaces here.
+
+    A missing sandbox runtime (``containers/provision.sh`` not run) fails the test under CI, which
+    provisions it, and skips it elsewhere."""
     import pytest
 
     try:
         return BwrapBackend(**kwargs)
     except EngineUnavailable as e:
+        if in_ci() and "runtime is missing" in str(e):
+            pytest.fail(f"CI is set but the bubblewrap sandbox runtime is missing: {e}", pytrace=False)
         pytest.skip(f"bubblewrap unusable: {e}")
 
 
 def leaked_containers(backend: DockerBackend, owner: str | None = None) -> list[str]:
     """Ids of rlvr containers owned by ``owner`` (default: this process) that still exist."""
-    from rlvr.envs.swe.sandbox import LABEL_MANAGED, LABEL_OWNER, owner_label
+    from rlvr.envs.swe.sandbox import _managed, owner_label
 
-    label = owner or owner_label()
-    return [c.id for c in backend.client.containers.list(
-        all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_OWNER}={label}"]})]
+    return [c["Id"] for c in _managed(backend.client, owner or owner_label())]
