@@ -7,10 +7,20 @@ Exception tree (everything rlvr raises on purpose derives from :class:`RLVRError
     ├── ModelLoadError                  a model or tokenizer could not be located, verified or loaded
     ├── AgentError                      an agent backend failed (server down, bad response, timeouts exhausted)
     ├── NoOracleError                   an environment has no gold action for its current state
-    └── EpisodeStateError (also RuntimeError)  step() after the episode ended, or before reset()
+    ├── EpisodeStateError (also RuntimeError)  step() after the episode ended, or before reset()
+    └── InfrastructureError             a service an environment depends on failed (retrieval server,
+        │                               container engine, sandbox): not the model's fault
+        ├── rlvr.envs.deepsearch.RetrievalError   the retrieval backend could not answer properly
+        └── rlvr.envs.swe.errors  EngineUnavailable, SandboxLost, ImageError, PoolExhausted (also SandboxError)
 
 Problems caused by *model output* are never raised: they become error observations inside the
 episode and an :class:`ErrorKind` recorded in ``info["error"]``.
+
+An :class:`InfrastructureError` raised by a tool (or a task hook) during ``step`` is not the model's
+fault either: :class:`~rlvr.envs.core.AgentEnv` turns it into an unpenalised turn with
+``info["error"]["kind"] == "infrastructure"`` that ends the episode (truncated) with
+``info["infra_failure"]`` holding the cause and ``info["success"]`` False; rollout summaries count
+such episodes apart (``infra_failures``) and the trainer keeps them out of its batches.
 """
 
 from __future__ import annotations
@@ -45,6 +55,12 @@ class EpisodeStateError(RLVRError, RuntimeError):
     """The episode is not in a state that allows this call."""
 
 
+class InfrastructureError(RLVRError):
+    """A service an environment depends on failed (retrieval server down or answering the wrong shape,
+    container engine gone, sandbox lost). Raise it from tools, retrievers and sandboxes: the
+    environment then ends the episode as failed by infrastructure instead of penalising the model."""
+
+
 class ErrorKind(StrEnum):
     """Typed cause of a malformed or failed action, recorded in ``info["error"]["kind"]``."""
 
@@ -55,6 +71,7 @@ class ErrorKind(StrEnum):
     TOOL_TIMEOUT = "tool_timeout"
     NO_ACTION = "no_action"  # neither a tool call nor an answer
     ACTION_TOO_LONG = "action_too_long"
+    INFRASTRUCTURE = "infrastructure"  # a service the env depends on failed: not the model's fault
 
 
 @dataclass(frozen=True, slots=True)

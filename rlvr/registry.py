@@ -14,9 +14,10 @@ from typing import Any
 
 import gymnasium as gym
 
+from rlvr._kwarg_types import check_kwarg_types
 from rlvr.errors import ConfigError, did_you_mean
 
-__all__ = ["EnvInfo", "ENVS", "list_envs", "register_all"]
+__all__ = ["EnvInfo", "ENVS", "check_env_args", "list_envs", "register_all"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,9 @@ class _Factory:
     def __init__(self, info: EnvInfo) -> None:
         self.info = info
 
-    def __call__(self, **kwargs: Any) -> gym.Env:
+    def check_keywords(self, kwargs: dict[str, Any]) -> type:
+        """Import the class and reject unknown keyword names and mistyped values without building the
+        environment; return the class."""
         cls = self.info.load()
         accepted, open_ended = _accepted(cls)
         if not open_ended:
@@ -85,7 +88,37 @@ class _Factory:
                         f"{self.info.id} got an unknown keyword argument {key!r}{did_you_mean(key, accepted)}; "
                         f"accepted: {', '.join(sorted(accepted))}"
                     )
+        check_kwarg_types(self.info.id, cls, kwargs)  # values against the constructor's annotations, nothing coerced
+        return cls
+
+    def __call__(self, **kwargs: Any) -> gym.Env:
+        cls = self.check_keywords(kwargs)
         return cls(**kwargs)
+
+
+def check_env_args(env_id: str, kwargs: dict[str, Any] | None = None) -> type | None:
+    """Check an environment id and its keyword names without building the environment.
+
+    Raises :class:`ConfigError` for an id gymnasium does not know (with a did-you-mean over the
+    registered ids) and, for rlvr ids, for keyword names the class does not accept or values of the
+    wrong type (:meth:`_Factory.check_keywords`). Returns the
+    environment class when it is known without calling the entry point (rlvr ids, ``"module:Class"``
+    entry points), else ``None``.
+    """
+    register_all()
+    if env_id not in gym.registry:
+        known = sorted(gym.registry)
+        ours = [i for i in known if i.startswith("rlvr/")]
+        raise ConfigError(f"unknown environment id {env_id!r}{did_you_mean(env_id, known)}; "
+                          f"rlvr registers: {', '.join(ours)} (`rlvr list` describes them)")
+    entry = gym.registry[env_id].entry_point
+    if isinstance(entry, _Factory):
+        return entry.check_keywords(dict(kwargs or {}))
+    if isinstance(entry, str) and ":" in entry:
+        module, _, name = entry.partition(":")
+        obj = getattr(importlib.import_module(module), name, None)
+        return obj if isinstance(obj, type) else None
+    return None
 
 
 def register_all() -> None:

@@ -5,11 +5,21 @@
 * ``reset`` returns the opening messages (system prompt with tool schemas, then the task);
 * ``step`` returns ``(obs, reward, terminated, truncated, info)`` with ``info["reward_components"]``,
   ``info["tool_calls"]``, ``info["error"]`` and ``info["turn"]``; the whole conversation is on
-  ``env.unwrapped.messages``. terminated: the task ended. truncated: a budget ran out.
+  ``env.unwrapped.messages``. terminated: the task ended. truncated: a budget ran out, or a service
+  the environment needs failed: a tool or task hook raised :class:`~rlvr.errors.InfrastructureError`.
+  Such a turn is not penalised (every reward component 0.0, and ``_on_tool_results`` is not
+  called), ``info["error"]["kind"]`` is
+  ``"infrastructure"``, ``info["infra_failure"]`` holds ``{"where", "message"}`` and
+  ``info["success"]`` is False.
 
 Subclasses describe a task; the base class owns parsing, validation, tool execution, budgets and
 bookkeeping. Override ``_reset_task`` and, as needed, ``_on_answer``, ``_on_tool_results``,
 ``_on_no_call`` and ``oracle_action``.
+
+Each class declares the names of the reward components it can emit in ``reward_components``
+(a class attribute, so names can be checked before anything is built); every component name a
+user gives (``reward_weights``, the trainer's ``gate_priority`` / ``outcome_components``) is
+checked against it with :meth:`AgentEnv.check_reward_components`.
 """
 
 from __future__ import annotations
@@ -17,20 +27,22 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import gymnasium as gym
 import numpy as np
 
 from rlvr.envs.parsers import ParsedAction, ToolCallParser, get_parser
 from rlvr.envs.tools import ToolResult, ToolSet, truncate_text
-from rlvr.errors import ConfigError, EpisodeStateError, ErrorKind, NoOracleError, StepError
+from rlvr.errors import (ConfigError, EpisodeStateError, ErrorKind, InfrastructureError, NoOracleError, StepError,
+                         did_you_mean)
 
 __all__ = ["AgentEnv", "TurnOutcome", "TextAction", "ChatMessages", "Message", "render_tool_prompt"]
 
 Message = dict[str, Any]
 
 ROLES = ("system", "user", "assistant", "tool")
+_MAX_ERROR_MESSAGES = 8  # parse errors shown per turn (each one message); more are summarised in one
 _SAMPLE_CHARS = (
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \n\t.,;:!?'\"{}[]()<>/\\_-+=*&^%$#@~`|"
     "éüßøçñ日本語中文한국어Ωπ∑√∞😀🚀"
@@ -162,9 +174,13 @@ class AgentEnv(gym.Env[list, str]):
         tool_timeout_s: wall-clock limit per tool call (``None`` runs tools inline without a limit).
         max_episode_seconds: wall-clock budget for a whole episode (``None``: unlimited); exceeding it truncates.
         max_action_chars: longer actions are refused with an error observation.
+        max_calls_per_turn: a turn runs at most this many tool calls (the rest are refused with one
+            error message); with at most 8 parse-error messages shown, an observation stays within the
+            64 messages of ``observation_space``, so 1 to 55. (BFCL's largest gold step has 34 calls.)
         invalid_penalty: magnitude of the ``format`` / ``tool_validity`` penalties for malformed turns.
         reward_weights: weights applied to ``info["reward_components"]`` to form the scalar reward
-            (missing names weigh 1.0; a weight of 0 keeps the term logged but out of the reward).
+            (missing names weigh 1.0; a weight of 0 keeps the term logged but out of the reward);
+            every name must be one of :attr:`reward_components` (a typo is a :class:`ConfigError`).
         parser: ``"hermes"`` (default), ``"json"`` or an object with ``parse(text) -> ParsedAction``.
     """
 
@@ -173,6 +189,29 @@ class AgentEnv(gym.Env[list, str]):
     version: ClassVar[int] = 0
     family: ClassVar[str] = "base"
     description: ClassVar[str] = ""
+    reward_components: ClassVar[tuple[str, ...]] = ("format", "tool_validity")
+    """Every reward component name this class can put in ``info["reward_components"]``.
+
+    Subclasses list the base's ``format`` and ``tool_validity`` plus their own. It is a class
+    attribute, not per instance: a component that only some constructor options produce (SWE's
+    ``gate`` with ``accumulation="gated"``) is declared all the same, so a name is valid or not
+    whatever the options, and it can be checked before the environment is built.
+    """
+
+    @classmethod
+    def check_reward_components(cls, names: Iterable[str], where: str = "reward_weights") -> None:
+        """Raise :class:`ConfigError` for a name not in :attr:`reward_components`, with a did-you-mean.
+
+        ``where`` names the setting the names come from (it starts the message).
+        """
+        declared = cls.reward_components
+        owner = cls.env_id if cls.env_id != AgentEnv.env_id else cls.__name__
+        for name in names:
+            if name not in declared:
+                raise ConfigError(
+                    f"{where}: unknown reward component {name!r}{did_you_mean(str(name), declared)}; "
+                    f"{owner} declares: {', '.join(declared)}"
+                )
 
     def __init__(
         self,
@@ -184,6 +223,7 @@ class AgentEnv(gym.Env[list, str]):
         tool_timeout_s: float | None = 30.0,
         max_episode_seconds: float | None = None,
         max_action_chars: int = 32_768,
+        max_calls_per_turn: int = 48,
         invalid_penalty: float = 0.1,
         reward_weights: dict[str, float] | None = None,
         parser: str | ToolCallParser = "hermes",
@@ -195,6 +235,10 @@ class AgentEnv(gym.Env[list, str]):
             raise ConfigError("max_obs_tokens needs token_counter (e.g. lambda s: len(tokenizer(s).input_ids))")
         if render_mode not in (None, "ansi"):
             raise ConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if reward_weights is not None and not isinstance(reward_weights, Mapping):
+            raise ConfigError(f"reward_weights must be a mapping of component name to weight, such as "
+                              f'{{"outcome": 1.0}}; got {reward_weights!r}')
+        self.check_reward_components(reward_weights or {})
         self.max_turns = max_turns
         self.max_obs_chars = max_obs_chars
         self.max_obs_tokens = max_obs_tokens
@@ -206,6 +250,11 @@ class AgentEnv(gym.Env[list, str]):
         self.render_mode = render_mode
         self.action_space = TextAction(max_action_chars)
         self.observation_space = ChatMessages()
+        most = self.observation_space.max_messages - _MAX_ERROR_MESSAGES - 1
+        if not isinstance(max_calls_per_turn, int) or isinstance(max_calls_per_turn, bool) or not 1 <= max_calls_per_turn <= most:
+            raise ConfigError(f"max_calls_per_turn must be an integer in [1, {most}] (an observation holds at most "
+                              f"{self.observation_space.max_messages} messages), got {max_calls_per_turn!r}")
+        self.max_calls_per_turn = max_calls_per_turn
         self.tools = ToolSet(timeout_s=tool_timeout_s)
         self.messages: list[Message] = []
         self.turn = 0
@@ -236,7 +285,12 @@ class AgentEnv(gym.Env[list, str]):
         return TurnOutcome([{"role": "user", "content": err.message}], {"format": -self.invalid_penalty}, error=err)
 
     def end_episode(self) -> None:
-        """End the episode after the current turn (terminated): for tools such as ``submit``."""
+        """End the episode after the current turn (terminated): for tools such as ``submit``.
+
+        A tool running under a time limit should call it from its :class:`~rlvr.envs.tools.ToolOutput`'s
+        ``apply`` (run on the env's thread only when the call finished in time), not from the tool
+        function, whose thread may outlive the call and end a later turn or episode.
+        """
         self._end_requested = True
 
     def oracle_action(self) -> str:
@@ -283,19 +337,30 @@ class AgentEnv(gym.Env[list, str]):
             outcome = TurnOutcome([{"role": "user", "content": err.message}], {"format": -self.invalid_penalty}, error=err)
         else:
             parsed = self.parser.parse(action)
+            if parsed.answer is None or parsed.errors:  # the calls will run: keep the turn within its budget
+                parsed = self._cap_calls(parsed)
             calls = [c.to_dict() for c in parsed.calls]
-            if parsed.answer is not None and not parsed.errors:
-                outcome = self._on_answer(parsed.answer)
-            elif parsed.calls or parsed.errors:
-                outcome = self._run_calls(parsed)
-            else:
-                outcome = self._on_no_call(action)
+            hook = "_on_answer" if parsed.answer is not None and not parsed.errors else (
+                "_run_calls" if parsed.calls or parsed.errors else "_on_no_call")
+            try:
+                if hook == "_on_answer":
+                    outcome = self._on_answer(parsed.answer)  # type: ignore[arg-type]
+                elif hook == "_run_calls":
+                    outcome = self._run_calls(parsed)
+                else:
+                    outcome = self._on_no_call(action)
+            except InfrastructureError as e:  # a service failed inside a task hook: not the model's fault
+                outcome = self._infra_outcome(f"{type(self).__name__}.{hook}", f"{type(e).__name__}: {e}")
         components.update(outcome.reward_components)
         obs = [self._fit(m) for m in outcome.messages]
         self.messages.extend(obs)
-        terminated = bool(outcome.terminated) or self._end_requested
+        infra = outcome.info.get("infra_failure")
+        if infra is not None:  # an unpenalised turn that ends the episode as failed by infrastructure
+            components = {k: 0.0 for k in components}
+        terminated = infra is None and (bool(outcome.terminated) or self._end_requested)
         truncated = not terminated and (
-            self.turn >= self.max_turns
+            infra is not None
+            or self.turn >= self.max_turns
             or (self.max_episode_seconds is not None and time.monotonic() - self._started > self.max_episode_seconds)
         )
         self._done = terminated or truncated
@@ -307,6 +372,8 @@ class AgentEnv(gym.Env[list, str]):
             "turn": self.turn,
             **outcome.info,
         }
+        if infra is not None:
+            info["success"] = False
         return obs, reward, terminated, truncated, info
 
     def render(self) -> str | None:
@@ -315,26 +382,59 @@ class AgentEnv(gym.Env[list, str]):
         return "\n".join(f"[{m['role']}] {m['content'] if isinstance(m['content'], str) else m['content']!r}" for m in self.messages)
 
     # ----------------------------------------------------------------- internals
+    def _cap_calls(self, parsed: ParsedAction) -> ParsedAction:
+        """Keep the first ``max_calls_per_turn`` calls and 8 parse errors; the overflow becomes one more error."""
+        n, k = self.max_calls_per_turn, _MAX_ERROR_MESSAGES
+        if len(parsed.calls) <= n and len(parsed.errors) <= k:
+            return parsed
+        over = []
+        if len(parsed.calls) > n:
+            over.append(f"{len(parsed.calls)} tool calls; only the first {n} were run")
+        if len(parsed.errors) > k:
+            over.append(f"{len(parsed.errors)} malformed calls; only the first {k} are reported")
+        err = StepError(ErrorKind.PARSE, f"Your message has {' and '.join(over)}. Make at most {n} tool calls per turn.")
+        return ParsedAction(parsed.calls[:n], parsed.answer, [*parsed.errors[:k], err])
+
     def _run_calls(self, parsed: ParsedAction) -> TurnOutcome:
         messages: list[Message] = []
         first_error: StepError | None = parsed.errors[0] if parsed.errors else None
         for e in parsed.errors:
             messages.append({"role": "tool", "name": "parse_error", "content": f"Error: {e.message}"})
         results: list[ToolResult] = []
+        infra: ToolResult | None = None
         for call in parsed.calls:
+            if infra is not None:  # a service is down: do not send it the rest of this turn's calls
+                messages.append({"role": "tool", "name": call.name, "content": (
+                    f"Error: not run: an earlier call of this turn ({infra.call.name!r}) hit an infrastructure failure.")})
+                continue
             res = self.tools.execute(call)
             results.append(res)
             messages.append({"role": "tool", "name": call.name, "content": res.content})
             if res.error and first_error is None:
                 first_error = res.error
+            if res.error is not None and res.error.kind is ErrorKind.INFRASTRUCTURE:
+                infra = res
         invalid = sum(r.error is not None and r.error.kind in (ErrorKind.UNKNOWN_TOOL, ErrorKind.INVALID_ARGUMENTS) for r in results)
         total = len(parsed.calls) + len(parsed.errors)
         components = {
             "format": -self.invalid_penalty if parsed.errors else 0.0,
             "tool_validity": -self.invalid_penalty * (invalid + len(parsed.errors)) / max(1, total) or 0.0,
         }
-        components.update(self._on_tool_results(results))
-        return TurnOutcome(messages, components, error=first_error, info={"tool_errors": [r.error.to_dict() for r in results if r.error]})
+        if infra is None:  # after an infrastructure failure the episode ends: no task hook touches the failed service
+            components.update(self._on_tool_results(results))
+        info: dict[str, Any] = {"tool_errors": [r.error.to_dict() for r in results if r.error]}
+        if infra is not None:
+            assert infra.error is not None
+            info["infra_failure"] = {"where": f"tool {infra.call.name!r}", "message": infra.error.message}
+            first_error = infra.error
+        return TurnOutcome(messages, components, error=first_error, info=info)
+
+    def _infra_outcome(self, where: str, message: str) -> TurnOutcome:
+        """The turn of an :class:`~rlvr.errors.InfrastructureError` raised outside a tool (in a task hook)."""
+        err = StepError(ErrorKind.INFRASTRUCTURE, f"{where} could not finish because a service it needs failed "
+                                                  f"(not your fault): {message}")
+        return TurnOutcome([{"role": "user", "content": f"The episode was stopped: {err.message}"}], {}, error=err,
+                           info={"infra_failure": {"where": where, "message": message}})
 
     def _fit(self, message: Message) -> Message:
         content = message.get("content")

@@ -31,6 +31,7 @@ class GuessNumberEnv(AgentEnv):
     env_id = "rlvr/GuessNumber-v0"
     family = "game"
     description = "Find a secret integer with a higher/lower guess tool; progress rewards per guess."
+    reward_components = ("format", "tool_validity", "progress", "outcome")
 
     def __init__(self, low: int = 1, high: int = 100, max_turns: int | None = None, **kwargs: Any) -> None:
         if not isinstance(low, int) or not isinstance(high, int) or low >= high:

@@ -1,7 +1,9 @@
 """Parsers that turn an assistant message into tool calls and an optional final answer.
 
 A parser never raises on model output: anything it cannot read becomes a :class:`StepError` in
-``ParsedAction.errors`` so the environment can answer with an error observation.
+``ParsedAction.errors`` so the environment can answer with an error observation. Tags are found by a
+linear scan (any message parses in time proportional to its length), and a call whose strings hold a
+lone UTF-16 surrogate (``"\\ud800"``) is a parse error, so every parsed call is valid Unicode.
 
 Formats:
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 from rlvr.errors import ConfigError, ErrorKind, StepError, did_you_mean
 
@@ -36,9 +38,10 @@ _MAX_CALL_CHARS = 200_000  # a single call's JSON above this is refused rather t
 _MAX_JSON_STARTS = 64  # bounded scan for bare JSON objects in free text
 _SNIPPET = 120
 
-_TOOL_CALL_RE = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-_FENCE_RE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+_TC_OPEN, _TC_CLOSE = "<tool_call>", "</tool_call>"
+_ANS_OPEN, _ANS_CLOSE = "<answer>", "</answer>"
+_FENCE = "```"
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # after json.loads pairs are joined: any surrogate left is lone
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +76,37 @@ def _snippet(s: str) -> str:
     return s if len(s) <= _SNIPPET else s[:_SNIPPET] + "…"
 
 
+def _blocks(text: str, open_tag: str, close_tag: str) -> Iterator[tuple[int, int]]:
+    """Spans ``(start, end)`` of the non-overlapping ``open_tag…close_tag`` blocks of ``text``, left to right.
+
+    Each block closes at the first ``close_tag`` after its opening, as ``re.finditer`` finds
+    ``open(.*?)close`` with DOTALL, but in linear time: the lazy regex rescans the rest of the text
+    for every unclosed opening, so a message of repeated ``<tool_call>`` took quadratic time (1.5 s
+    for 32 KB, hours for 2 MB).
+    """
+    pos = 0
+    while True:
+        i = text.find(open_tag, pos)
+        if i < 0:
+            return
+        j = text.find(close_tag, i + len(open_tag))
+        if j < 0:  # no close after this opening means none after any later one
+            return
+        pos = j + len(close_tag)
+        yield i, pos
+
+
 def extract_answer(text: str) -> tuple[str | None, StepError | None]:
     """Return the content of the first ``<answer>…</answer>`` block (stripped), or an error for an unclosed tag."""
-    if "<answer>" not in text:
+    if _ANS_OPEN not in text:
         return None, None
-    m = _ANSWER_RE.search(text)
-    if m is None:
+    span = next(_blocks(text, _ANS_OPEN, _ANS_CLOSE), None)
+    if span is None:
         return None, StepError(
             ErrorKind.PARSE,
             "Found <answer> without a closing </answer>. Write the final answer as <answer>your answer</answer>.",
         )
-    return m.group(1).strip(), None
+    return text[span[0] + len(_ANS_OPEN): span[1] - len(_ANS_CLOSE)].strip(), None
 
 
 def _loads(raw: str) -> tuple[Any, str | None]:
@@ -128,13 +151,52 @@ def _call_from_obj(obj: Any) -> tuple[list[ToolCall], str | None]:
         args = {}
     if not isinstance(args, dict):
         return [], f'"arguments" of {name!r} must be a JSON object, got {type(args).__name__}'
+    bad = _lone_surrogate(name) or _lone_surrogate(args)
+    if bad:
+        return [], (f"the call holds the lone UTF-16 surrogate {bad!r}, which is not a character (it cannot be "
+                    "encoded as UTF-8); write the character itself, or both halves of a surrogate pair")
     return [ToolCall(name.strip(), args)], None
 
 
+def _lone_surrogate(value: Any) -> str | None:
+    """The first unpaired surrogate in the strings (keys included) of a decoded JSON value, else ``None``.
+
+    ``json.loads`` turns an escape such as ``"\\ud800"`` into a lone surrogate, which no UTF-8 writer,
+    tokenizer or HTTP client accepts: passed on to tools and trajectories it crashed ``rlvr run``
+    when the trajectory was written. The walk is iterative: decoded values can nest ~1000 deep.
+    """
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            m = _SURROGATE.search(v)
+            if m:
+                return m.group()
+        elif isinstance(v, dict):
+            stack.extend(v)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return None
+
+
 def _strip_fence(s: str) -> str:
+    """The content of a Markdown code fence (```json … ```), else ``s``; stripped, in linear time."""
     s = s.strip()
-    m = _FENCE_RE.match(s)
-    return m.group(1) if m else s
+    if len(s) < 2 * len(_FENCE) or not (s.startswith(_FENCE) and s.endswith(_FENCE)):
+        return s
+    inner = s[len(_FENCE): -len(_FENCE)]
+    return (inner[4:] if inner.startswith("json") else inner).strip()
+
+
+def _without_calls(text: str) -> str:
+    """``text`` with every ``<tool_call>…</tool_call>`` block replaced by a space."""
+    parts, pos = [], 0
+    for start, end in _blocks(text, _TC_OPEN, _TC_CLOSE):
+        parts += [text[pos:start], " "]
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def _bare_json_calls(text: str) -> list[ToolCall]:
@@ -176,7 +238,7 @@ class HermesParser:
     def parse(self, text: str) -> ParsedAction:
         out = ParsedAction()
         # tag-like text inside a call's JSON (e.g. an argument "<answer>") is data, not an answer
-        out.answer, err = extract_answer(_TOOL_CALL_RE.sub(" ", text) if "<tool_call>" in text else text)
+        out.answer, err = extract_answer(_without_calls(text) if _TC_OPEN in text else text)
         if err:
             out.errors.append(err)
         if "<tool_call>" not in text:
@@ -185,8 +247,8 @@ class HermesParser:
             elif self.json_fallback and out.answer is None:
                 out.calls = _bare_json_calls(text)
             return out
-        for m in _TOOL_CALL_RE.finditer(text):
-            body = m.group(1)
+        for start, end in _blocks(text, _TC_OPEN, _TC_CLOSE):
+            body = text[start + len(_TC_OPEN): end - len(_TC_CLOSE)]
             if "<tool_call>" in body:
                 out.errors.append(
                     StepError(ErrorKind.PARSE, "Nested <tool_call> tags: close each call with </tool_call> before the next.")

@@ -1,8 +1,17 @@
 """Tools: OpenAI-style JSON-schema function specs executed as Python callables.
 
 A :class:`ToolSet` validates a parsed call against the tool's schema, runs it under a wall-clock
-limit and turns every failure (unknown tool, bad arguments, exception, timeout) into a
-:class:`ToolResult` carrying a typed :class:`~rlvr.errors.StepError`; nothing raises into the env.
+limit and turns every failure (unknown tool, bad arguments, exception, timeout, infrastructure) into
+a :class:`ToolResult` carrying a typed :class:`~rlvr.errors.StepError`; nothing raises into the env.
+
+State changes and late calls: a call that times out is abandoned, but its thread cannot be killed and
+may still finish later. So a tool that changes its environment's state should not change it from the
+tool function: it returns a :class:`ToolOutput` whose ``apply`` callback makes the change, and
+:meth:`ToolSet.execute` calls ``apply`` on the caller's thread (the env's ``step``) only for a call that
+finished in time. A late call's ``apply`` is never run, so it has no effect on the environment.
+A tool that raises :class:`~rlvr.errors.InfrastructureError` (a server or sandbox it needs failed)
+gets an error of kind :attr:`~rlvr.errors.ErrorKind.INFRASTRUCTURE`, which the env does not
+penalise (see :class:`~rlvr.envs.core.AgentEnv`).
 """
 
 from __future__ import annotations
@@ -20,9 +29,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from rlvr.envs.parsers import ToolCall
-from rlvr.errors import ConfigError, ErrorKind, StepError, did_you_mean
+from rlvr.errors import ConfigError, ErrorKind, InfrastructureError, StepError, did_you_mean
 
-__all__ = ["Tool", "tool", "ToolSet", "ToolResult", "truncate_text"]
+__all__ = ["Tool", "tool", "ToolSet", "ToolResult", "ToolOutput", "truncate_text"]
 
 
 def truncate_text(text: str, max_chars: int | None) -> str:
@@ -214,6 +223,22 @@ def tool(
     return build(fn) if fn is not None else build
 
 
+@dataclass(frozen=True, slots=True)
+class ToolOutput:
+    """What a stateful tool returns: its reply, and the state change to make only if it finished in time.
+
+    Args:
+        content: the reply sent to the model (strings as is, other values as JSON).
+        apply: called without arguments on the environment's thread (inside :meth:`ToolSet.execute`)
+            once the call has returned within its time limit; never called for a call that timed out.
+        value: the raw value given to reward hooks as :attr:`ToolResult.value` (default: ``content``).
+    """
+
+    content: Any
+    apply: Callable[[], None] | None = None
+    value: Any = None
+
+
 @dataclass(slots=True)
 class ToolResult:
     """Outcome of one call: the text sent back to the model, and a typed error when it failed."""
@@ -225,11 +250,13 @@ class ToolResult:
 
 
 class _Worker(threading.Thread):
-    """A daemon thread that runs one call at a time; abandoned (never reused) after a timeout."""
+    """A daemon thread that runs one call at a time; abandoned (never reused) after a timeout, and
+    exits once the abandoned call returns (its result is dropped)."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True, name="rlvr-tool-worker")
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.abandoned = False
         self.start()
 
     def run(self) -> None:
@@ -240,6 +267,8 @@ class _Worker(threading.Thread):
             except BaseException as e:  # noqa: BLE001 - reported to the model, not swallowed
                 box.append((False, e))
             done.set()
+            if self.abandoned:
+                return
 
 
 class _Runner:
@@ -258,10 +287,17 @@ class _Runner:
         done = threading.Event()
         worker.inbox.put((fn, kwargs, box, done))
         if not done.wait(timeout):
+            worker.abandoned = True
+            if done.is_set():  # finished between the wait and the flag: the thread may already wait again
+                worker.inbox.put((_noop, {}, [], threading.Event()))
             raise TimeoutError
         with self._lock:
             self._idle.append(worker)
         return box[0]
+
+
+def _noop() -> None:
+    return None
 
 
 _RUNNER = _Runner()
@@ -357,8 +393,20 @@ class ToolSet:
         if not ok:
             if isinstance(value, (KeyboardInterrupt, SystemExit)):
                 raise value
+            if isinstance(value, InfrastructureError):
+                err = StepError(
+                    ErrorKind.INFRASTRUCTURE,
+                    f"Tool {call.name!r} could not run because a service it needs failed (not your fault): "
+                    f"{type(value).__name__}: {value}",
+                )
+                return ToolResult(call, f"Error: {err.message}", err)
             err = StepError(
                 ErrorKind.TOOL_EXCEPTION, f"Tool {call.name!r} failed: {type(value).__name__}: {value}"
             )
             return ToolResult(call, f"Error: {err.message}", err)
+        if isinstance(value, ToolOutput):  # finished in time: make its state change here, on our thread
+            if value.apply is not None:
+                value.apply()
+            raw = value.content if value.value is None else value.value
+            return ToolResult(call, truncate_text(_to_text(value.content), self.max_output_chars), None, raw)
         return ToolResult(call, truncate_text(_to_text(value), self.max_output_chars), None, value)

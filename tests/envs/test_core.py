@@ -216,6 +216,37 @@ def test_reward_weights_recombine_components():
     assert info["reward_components"]["progress"] > 0 and reward == 0.0
 
 
+def test_reward_weights_are_checked_against_the_declared_components():
+    """The base declares its own two; a subclass's weights name only what the subclass declares."""
+    assert AgentEnv.reward_components == ("format", "tool_validity")
+    with pytest.raises(ConfigError, match=r"^reward_weights: unknown reward component 'outcome'; "
+                                          r"test/Echo-v0 declares: format, tool_validity$"):
+        EchoEnv(reward_weights={"outcome": 2.0})
+
+    class Declared(EchoEnv):
+        reward_components = ("format", "tool_validity", "outcome")
+
+    env = Declared(reward_weights={"outcome": 2.0, "format": 0.5})
+    env.reset(seed=0)
+    _, reward, *_ = env.step("<answer>ok</answer>")
+    assert reward == 2.0
+    with pytest.raises(ConfigError, match=r"'outcom' \(did you mean 'outcome'\?\); test/Echo-v0 declares"):
+        Declared(reward_weights={"outcom": 2.0})
+
+
+def test_check_env_args_validates_without_building():
+    from rlvr.registry import check_env_args
+
+    assert check_env_args("rlvr/GuessNumber-v0", {"high": 5}).__name__ == "GuessNumberEnv"
+    with pytest.raises(ConfigError, match=r"unknown environment id 'rlvr/GuesNumber-v0' "
+                                          r"\(did you mean 'rlvr/GuessNumber-v0'\?\); rlvr registers: "):
+        check_env_args("rlvr/GuesNumber-v0")
+    with pytest.raises(ConfigError, match=r"unknown keyword argument 'max_turn' \(did you mean 'max_turns'\?\)"):
+        check_env_args("rlvr/SWE-v0", {"max_turn": 3})  # no sandbox is touched
+    # the values are not checked here (low >= high): that needs the constructor
+    assert check_env_args("rlvr/GuessNumber-v0", {"low": 5, "high": 2}) is not None
+
+
 def test_unknown_kwarg_is_rejected_with_suggestion():
     with pytest.raises(ConfigError, match=r"unknown keyword argument 'max_turn' \(did you mean 'max_turns'\?\)"):
         gym.make("rlvr/GuessNumber-v0", max_turn=3)
@@ -327,3 +358,87 @@ def test_fast_argument_check_agrees_with_jsonschema(types, required, closed, arg
     assert (t.validate(args) is None) == full_ok
     if t._fast_check is not None and t._fast_check(args):
         assert full_ok
+
+
+# ----------------------------------------------------------------------------- infrastructure failures, late calls
+from rlvr.envs.tools import ToolOutput, ToolSet  # noqa: E402
+from rlvr.errors import InfrastructureError  # noqa: E402
+
+
+class InfraEnv(AgentEnv):
+    """Tools that hit a failing service, and an answer hook that does."""
+
+    env_id = "test/Infra-v0"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.tools.add(Tool("lookup", "needs a server", {"type": "object", "properties": {}}, self._down))
+        self.tools.add(Tool("echo", "echo", {"type": "object", "properties": {"t": {"type": "string"}}}, lambda t="": t))
+
+    def _down(self):
+        raise InfrastructureError("index server 127.0.0.1:9 refused the connection")
+
+    def _reset_task(self, options):
+        return [{"role": "user", "content": "go"}], {"task_id": "infra"}
+
+    def _on_answer(self, answer):
+        if answer == "grade":
+            raise InfrastructureError("grader unavailable")
+        return TurnOutcome([], {"outcome": 1.0}, terminated=True)
+
+
+def test_infrastructure_error_in_a_tool_ends_the_episode_unpenalised():
+    env = InfraEnv(invalid_penalty=0.5)
+    env.reset(seed=0)
+    obs, reward, term, trunc, info = env.step(call("echo", t="a") + call("lookup") + call("nope") + call("echo", t="b"))
+    assert [m["content"][:6] for m in obs] == ["a", "Error:", "Error:", "Error:"]
+    assert "not your fault" in obs[1]["content"] and "refused the connection" in obs[1]["content"]
+    assert "not run" in obs[2]["content"] and "not run" in obs[3]["content"]  # the rest of the turn is not sent
+    assert not term and trunc and info["success"] is False and info["error"]["kind"] == "infrastructure"
+    assert info["infra_failure"] == {"where": "tool 'lookup'", "message": obs[1]["content"][len("Error: "):]}
+    assert reward == 0.0 and info["reward_components"] == {"format": 0.0, "tool_validity": 0.0}
+    with pytest.raises(Exception, match="episode has ended"):
+        env.step("x")
+
+
+def test_infrastructure_error_in_a_hook_ends_the_episode_unpenalised():
+    env = InfraEnv()
+    env.reset(seed=0)
+    obs, reward, term, trunc, info = env.step("<answer>grade</answer>")
+    assert trunc and not term and reward == 0.0 and info["success"] is False
+    assert info["infra_failure"] == {"where": "InfraEnv._on_answer", "message": "InfrastructureError: grader unavailable"}
+    assert info["error"]["kind"] == "infrastructure" and "grader unavailable" in obs[0]["content"]
+    env.reset(seed=0)
+    assert env.step("<answer>ok</answer>")[2] is True  # other answers are unaffected
+
+
+def test_tool_output_is_applied_only_when_the_call_finished_in_time():
+    applied = []
+    release = threading.Event()
+
+    def slow(tag: str = "") -> ToolOutput:
+        release.wait(5)
+        return ToolOutput(f"slow {tag}", lambda: applied.append(tag))
+
+    def fast(tag: str = "") -> ToolOutput:
+        return ToolOutput(f"fast {tag}", lambda: applied.append(tag), value={"tag": tag})
+
+    props = {"type": "object", "properties": {"tag": {"type": "string"}}}
+    ts = ToolSet([Tool("slow", "d", props, slow, timeout_s=0.1), Tool("fast", "d", props, fast)], timeout_s=1.0)
+    res = ts.execute(make_call("fast", {"tag": "a"}))
+    assert res.content == "fast a" and res.value == {"tag": "a"} and applied == ["a"]
+    res = ts.execute(make_call("slow", {"tag": "late"}))
+    assert res.error.kind is ErrorKind.TOOL_TIMEOUT
+    before = {t for t in threading.enumerate() if t.name == "rlvr-tool-worker"}
+    release.set()  # the abandoned call now returns its ToolOutput...
+    time.sleep(0.2)
+    assert applied == ["a"]  # ...whose apply never runs
+    assert ts.execute(make_call("fast", {"tag": "b"})).content == "fast b" and applied == ["a", "b"]
+    after = {t for t in threading.enumerate() if t.name == "rlvr-tool-worker"}
+    assert len(before - after) >= 1  # the abandoned worker thread exited once its call returned
+
+
+def make_call(name, arguments):
+    from rlvr.envs.parsers import ToolCall
+
+    return ToolCall(name, arguments)

@@ -4,7 +4,9 @@ An episode is one :class:`~rlvr.envs.toolcall.task.ToolTask`: one or more user r
 answered with tool calls (several per turn allowed) and closed with ``<answer>...</answer>``; the
 next request (if any) then arrives as a user message. Tools are JSON-schema function specs executed
 as Python callables built afresh for the episode, with the base environment's per-call timeout,
-output truncation and error observations.
+output truncation and error observations. A call that times out is abandoned, but its thread cannot
+be stopped: the episode then moves to a fresh runtime on which the calls that finished in time are
+replayed, so the abandoned call (still running on the old runtime) cannot change the state later.
 
 Reward components per turn (``info["reward_components"]``):
 
@@ -42,7 +44,7 @@ from rlvr.envs.tools import Tool, ToolResult, ToolSet
 from rlvr.envs.toolcall.bfcl import BFCL_CATEGORIES, UNSUPPORTED_CATEGORIES, ast_check, load_bfcl
 from rlvr.envs.toolcall.synthetic import SyntheticConfig, generate_task
 from rlvr.envs.toolcall.task import ToolTask, oracle_text
-from rlvr.errors import ConfigError, NoOracleError, did_you_mean
+from rlvr.errors import ConfigError, ErrorKind, NoOracleError, did_you_mean
 from rlvr.rewards.matchtir import MatchMethod, MatchTIR
 from rlvr.rewards.outcome import exact_match, token_f1
 
@@ -133,6 +135,7 @@ class ToolCallEnv(AgentEnv):
     env_id = "rlvr/ToolCall-v0"
     family = "tools"
     description = "Function calling on BFCL v4 / synthetic multi-step tasks with executable tools; MatchTIR turn rewards."
+    reward_components = ("format", "tool_validity", "match", "outcome")
 
     def __init__(
         self,
@@ -304,6 +307,7 @@ class ToolCallEnv(AgentEnv):
         self._gold_tools: ToolSet | None = None
         self._gold_done = 0
         self._turn_info: dict[str, Any] = {}
+        self._executed: list[ToolCall] = []  # calls that ran to completion in time, in order
 
     def _reset_task(self, options: dict[str, Any]) -> tuple[list[Message], dict[str, Any]]:
         task = self._pick(options)
@@ -337,6 +341,9 @@ class ToolCallEnv(AgentEnv):
     def _on_tool_results(self, results: list[ToolResult]) -> dict[str, float]:
         if not results:  # only malformed calls: a turn without calls
             return {}
+        self._executed.extend(r.call for r in results if r.error is None or r.error.kind is ErrorKind.TOOL_EXCEPTION)
+        if any(r.error is not None and r.error.kind is ErrorKind.TOOL_TIMEOUT for r in results):
+            self._fence()
         calls = [r.call.to_dict() for r in results]
         self._req_calls.append(calls)
         self._model_results.extend(_record(r) for r in results)
@@ -346,6 +353,23 @@ class ToolCallEnv(AgentEnv):
         self._turn_log.append(("calls", self._req, calls))
         self._turn_info = {"call_rewards": [float(r) for r in rewards]}
         return {"match": float(rewards.mean())}
+
+    def _fence(self) -> None:
+        """After a timed-out call: move the episode to a fresh runtime on which the calls that finished in
+        time are replayed here, on the env's thread. The abandoned call may still be running (its thread
+        cannot be stopped), but only on the old runtime, which nothing reads any more: it has no effect."""
+        task = self.task
+        runtime = task.backend()
+        tools = self._new_toolset()
+        specs = list(task.functions) + [s for r in task.requests[1:self._req + 1] for s in r.new_functions]
+        self._add_tools(tools, specs, runtime)
+        for c in self._executed:
+            if c.name in tools:
+                try:
+                    tools[c.name].fn(**c.arguments)
+                except Exception:  # noqa: BLE001 - it raised the first time as well (reported then); replay its effect
+                    pass
+        self.runtime, self.tools = runtime, tools
 
     def _judge(self, k: int, answer: str) -> float:
         task = self.task
