@@ -20,8 +20,10 @@ Two ways to check 1 and 2:
 * judge (:func:`rubric_reward_judge`): any agent (``act(messages) -> str``, for example an
   OpenAI-compatible server) extracts the entities and decides support from the cited context,
   with the prompts :data:`IDENTIFY_PROMPT` and :data:`SUPPORT_PROMPT` shipped here. Malformed judge
-  replies are retried; when retries run out the rubric reward is 0.0 and ``RubricResult.error``
-  says why (the reference implementation does the same).
+  replies are retried. A judge that still fails (it raises, or its replies stay unparsable) says
+  nothing about the answer, so the rubric is *not applicable*: ``RubricResult.score`` is ``None``,
+  ``RubricResult.error`` holds the cause, and C-GRPO falls back to the outcome alone, as for a task
+  without rubrics. (The reference implementation scores 0.0 there, which gives a correct answer 0.7.)
 
 C-GRPO (:func:`cgrpo_reward`, :func:`cgrpo_group`): rubric credit only tops up correct answers.
 
@@ -29,6 +31,8 @@ C-GRPO (:func:`cgrpo_reward`, :func:`cgrpo_group`): rubric credit only tops up c
   ``R = R_o`` if ``R_o == 0`` else ``(1 - a) R_o + a R_r``, with the raw ``R_r`` and ``a = 0.3``.
 * ``form="paper"``: ``R = (1 - a) R_o + a R_o R̂_r`` with ``R̂_r = R_r / max_group R_r`` (left as is
   when the group maximum is 0). Needs the whole rollout group, so only :func:`cgrpo_group` offers it.
+
+A rubric score of ``None`` (not applicable) gives ``R = R_o`` in both forms.
 """
 
 from __future__ import annotations
@@ -96,15 +100,24 @@ class Rubric:
 
 @dataclass(slots=True)
 class RubricResult:
-    """Per-rubric flags and the score ``#connected / #rubrics``."""
+    """Per-rubric flags and the score ``#connected / #rubrics``.
 
-    score: float
+    ``score`` is ``None`` when the rubric could not be judged (the judge failed); ``error`` then says why.
+    ``error`` also explains a legitimate 0.0 (no citations, nothing cited was seen).
+    """
+
+    score: float | None
     identified: list[bool] = field(default_factory=list)
     supported: list[bool] = field(default_factory=list)
     connected: list[bool] = field(default_factory=list)
     entities: dict[str, str | None] = field(default_factory=dict)
     cited: list[str] = field(default_factory=list)
     error: str | None = None
+
+    @property
+    def applicable(self) -> bool:
+        """False when the rubric could not be judged (``score is None``)."""
+        return self.score is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -368,7 +381,9 @@ def rubric_reward_judge(
 ) -> RubricResult:
     """CaRR with a judge. ``context_by_doc``: doc id -> the text the agent saw of it this episode.
 
-    No citation, or no cited document the agent saw, gives 0.0 without calling the judge.
+    No citation, or no cited document the agent saw, gives 0.0 without calling the judge. A judge
+    that raises or whose replies stay unusable after its retries gives ``score=None`` (not
+    applicable) with the cause in ``error``: a failed judge is no evidence against the answer.
     """
     if not rubrics:
         raise ConfigError("rubric_reward_judge needs at least one rubric")
@@ -388,8 +403,10 @@ def rubric_reward_judge(
             flags = judge.support([rubrics[i].fill(values) for i in todo], context)
             for i, f in zip(todo, flags):
                 supported[i] = f
-    except ValueError as e:
-        return RubricResult(0.0, [False] * n, [False] * n, [False] * n, cited=cited, error=str(e))
+    except Exception as e:  # noqa: BLE001 - the judge's failure is recorded with its cause, never scored 0.0
+        why = str(e) if isinstance(e, ValueError) and str(e).startswith("the judge gave") else \
+            f"the judge failed: {type(e).__name__}: {e}"
+        return RubricResult(None, [False] * n, [False] * n, [False] * n, cited=cited, error=why)
     return _finish(rubrics, identified, supported, entities=values, cited=cited)
 
 
@@ -399,25 +416,33 @@ def _check_alpha(alpha: float) -> None:
         raise ConfigError(f"the rubric weight alpha must lie in [0, 1], got {alpha}")
 
 
-def cgrpo_reward(outcome: float, rubric: float, alpha: float = 0.3) -> float:
-    """Per-rollout C-GRPO (the default ``code`` form): ``R_o`` if ``R_o == 0`` else ``(1-a) R_o + a R_r``."""
+def cgrpo_reward(outcome: float, rubric: float | None, alpha: float = 0.3) -> float:
+    """Per-rollout C-GRPO (the default ``code`` form): ``R_o`` if ``R_o == 0`` else ``(1-a) R_o + a R_r``.
+
+    ``rubric=None`` (not applicable: no rubric, or the judge failed) gives ``R_o``.
+    """
     _check_alpha(alpha)
-    return float(outcome) if outcome == 0 else (1.0 - alpha) * outcome + alpha * rubric
+    if rubric is None or outcome == 0:
+        return float(outcome)
+    return (1.0 - alpha) * outcome + alpha * rubric
 
 
 def cgrpo_group(
-    outcomes: Sequence[float], rubrics: Sequence[float], alpha: float = 0.3, form: CGRPOForm = "code"
+    outcomes: Sequence[float], rubrics: Sequence[float | None], alpha: float = 0.3, form: CGRPOForm = "code"
 ) -> list[float]:
-    """C-GRPO rewards of one rollout group (see the module docstring for the two forms)."""
+    """C-GRPO rewards of one rollout group (see the module docstring for the two forms).
+
+    A rubric of ``None`` (not applicable) gives that rollout ``R_o`` and is left out of the group maximum.
+    """
     _check_alpha(alpha)
     if len(outcomes) != len(rubrics):
         raise ConfigError(f"got {len(outcomes)} outcomes and {len(rubrics)} rubric rewards; pass one of each per rollout")
     if form == "code":
         return [cgrpo_reward(o, r, alpha) for o, r in zip(outcomes, rubrics)]
     if form == "paper":
-        top = max(rubrics, default=0.0)
-        scaled = [r / top if top > 0 else r for r in rubrics]
-        return [(1.0 - alpha) * o + alpha * o * r for o, r in zip(outcomes, scaled)]
+        top = max((r for r in rubrics if r is not None), default=0.0)
+        scaled = [None if r is None else (r / top if top > 0 else r) for r in rubrics]
+        return [float(o) if r is None else (1.0 - alpha) * o + alpha * o * r for o, r in zip(outcomes, scaled)]
     raise ConfigError(f"unknown C-GRPO form {form!r}; expected 'code' (default) or 'paper'")
 
 
@@ -428,7 +453,8 @@ class CGRPOReward:
     Args:
         alpha: rubric weight.
         form: ``"code"`` (default) or ``"paper"``.
-        outcome_key, rubric_key: component names holding ``R_o`` and ``R_r`` (DeepSearch: ``em``, ``rubric``).
+        outcome_key, rubric_key: component names holding ``R_o`` and ``R_r`` (DeepSearch: ``em``, ``rubric``);
+        a trajectory whose last turn has no ``rubric_key`` (no rubric, or the judge failed) gets ``R_o``.
     """
 
     alpha: float = 0.3
@@ -446,5 +472,6 @@ class CGRPOReward:
         for traj in group:
             last = traj.turns[-1].reward_components if traj.turns else {}
             outs.append(float(last.get(self.outcome_key, 0.0)))
-            rubs.append(float(last.get(self.rubric_key, 0.0)))
+            rub = last.get(self.rubric_key)
+            rubs.append(None if rub is None else float(rub))
         return cgrpo_group(outs, rubs, self.alpha, self.form)

@@ -306,6 +306,46 @@ def test_judge_scores_tasks_without_gold_evidence():
         DeepSearchEnv(tasks=[task], corpus=Corpus(docs), rubric_check="judge")
 
 
+def _judge_task():
+    docs = [Document("a", "Tarrow", "The mayor of Tarrow is Bel Quist.")]
+    task = Task("t-j", "Who is the mayor of Tarrow?", ("Bel Quist",), hops=(Hop("Tarrow", "a"),),
+                rubrics=(Rubric("The mayor of Tarrow is <E0>."),))
+    return task, Corpus(docs)
+
+
+class _RaisingJudge:
+    def act(self, messages):
+        raise TimeoutError("judge endpoint timed out after 30 s")
+
+
+class _GarbageJudge:
+    def act(self, messages):
+        return "Looks supported to me!"
+
+
+@pytest.mark.parametrize("judge, cause", [
+    (_RaisingJudge(), "the judge failed: TimeoutError: judge endpoint timed out after 30 s"),
+    (_GarbageJudge(), "no JSON object in the reply"),
+])
+def test_failed_judge_leaves_a_correct_answer_its_outcome(judge, cause):
+    task, corpus = _judge_task()
+    env = DeepSearchEnv(tasks=[task], corpus=corpus, judge=judge)
+    _, last, term = run_oracle(env)
+    c = last["reward_components"]
+    # not applicable: outcome-only (1.0 as without a rubric), not the 0.7 of a rubric scored 0.0
+    assert term and c["em"] == 1.0 and c["outcome"] == 1.0 and "rubric" not in c
+    assert cause in last["rubric_error"] and last["answer_eval"]["rubric"]["score"] is None
+    assert last["answer_eval"]["rubric_skipped"].startswith("rubric not applicable: ")
+    # a working judge is unchanged: rubric 1.0, outcome 1.0, no rubric_error
+    class Good:
+        def act(self, messages):
+            return '{"E0": "Bel Quist"}' if "You extract entities" in messages[-1]["content"] else '{"S1": false}'
+
+    _, last, _ = run_oracle(DeepSearchEnv(tasks=[task], corpus=corpus, judge=Good()))
+    assert last["reward_components"]["rubric"] == 0.0 and last["reward_components"]["outcome"] == pytest.approx(0.7)
+    assert "rubric_error" not in last
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

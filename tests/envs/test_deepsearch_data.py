@@ -213,7 +213,9 @@ def test_hotpotqa_loader_and_env(tmp_path):
     assert [corpus[h.doc_id].title for h in t.hops] == ["Orin Labs", "Tarrow"]
     assert corpus[t.hops[0].doc_id].text == "Orin Labs is a company founded by Ada Vell."
     env, info = _oracle_em(p)
-    assert info["reward_components"]["em"] == 1.0 and info["answer_eval"]["rubric_skipped"] == "no rubrics for this task"
+    # supporting facts now give rubrics (issue 9): the oracle's cited answer meets all of them
+    assert info["reward_components"]["em"] == 1.0 and info["reward_components"]["rubric"] == 1.0
+    assert info["answer_eval"]["rubric_skipped"] is None
     assert set(info["answer_eval"]["cited"]) == set(t.gold_doc_ids)
 
 

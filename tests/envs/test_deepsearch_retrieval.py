@@ -113,6 +113,8 @@ class _Server:
         self.fail_next = 0
         self.status = 503
         self.delay = 0.0
+        self.slow: dict[str, float] = {}  # query -> seconds to sleep before answering it
+        self.answered: list[str] = []  # queries answered (after any sleep)
         self.requests: list[dict] = []
         outer = self
 
@@ -123,8 +125,9 @@ class _Server:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append(body)
-                if outer.delay:
-                    time.sleep(outer.delay)
+                delay = max([outer.delay] + [outer.slow.get(q, 0.0) for q in body.get("queries", [])])
+                if delay:
+                    time.sleep(delay)
                 if self.path != "/retrieve":
                     return self._send(404, {"detail": "Not Found"})
                 if outer.fail_next > 0:
@@ -137,6 +140,7 @@ class _Server:
                     result.append([{"document": d, "score": h.score} for d, h in zip(docs, hits)]
                                   if body.get("return_scores") else docs)
                 self._send(200, {"result": result})
+                outer.answered.extend(body["queries"])
 
             def _send(self, code, obj):
                 data = json.dumps(obj).encode()
@@ -244,9 +248,11 @@ def test_env_over_http_backend(server, tmp_path):
             assert info["reward_components"]["rubric"] == 1.0 and info["reward_components"]["em"] == 1.0
         srv.close()
         env.reset(seed=0)
-        obs, _, term, _, info = env.step('<tool_call>{"name": "search", "arguments": {"query": "mayor"}}</tool_call>')
-        assert not term and info["error"]["kind"] == "tool_exception"
-        assert "is not answering" in obs[0]["content"] and info["reward_components"]["tool_error"] == -1.0
+        obs, reward, term, trunc, info = env.step('<tool_call>{"name": "search", "arguments": {"query": "mayor"}}</tool_call>')
+        # the server went down: an infrastructure failure, not the model's (it used to cost tool_error -1.0)
+        assert not term and trunc and info["error"]["kind"] == "infrastructure" and info["success"] is False
+        assert "is not answering" in obs[0]["content"] and "is not answering" in info["infra_failure"]["message"]
+        assert reward == 0.0 and info["reward_components"]["tool_error"] == 0.0
     finally:
         srv.close()
 
@@ -265,6 +271,79 @@ def test_env_over_http_without_local_corpus(server):
         if term:
             break
     assert info["reward_components"]["em"] == 1.0 and info["answer_eval"]["cited"] == ["b"]
+
+
+def _wait_answered(server, query, timeout=5.0):
+    end = time.monotonic() + timeout
+    while query not in server.answered:
+        assert time.monotonic() < end, f"the server never answered {query!r}"
+        time.sleep(0.02)
+    time.sleep(0.2)  # the abandoned tool thread parses the reply and returns
+
+
+def test_timed_out_search_has_no_late_effect(server):
+    from rlvr.envs.deepsearch import Hop, Task
+
+    task = Task("q1", "Who founded Orin Labs?", ("Ada Vell",), hops=(Hop("Orin Labs founder", "b"),))
+    env = DeepSearchEnv(tasks=[task], backend="http", retriever_url=server.url, http_retries=0, tool_timeout_s=0.3)
+    # a client whose HTTP budget outlasts the tool call (as the old defaults did: 4 x 10 s + backoff > 30 s),
+    # so the search thread is abandoned at the tool timeout and finishes later with the gold document
+    env.retriever = HTTPRetriever(server.url, timeout_s=5, retries=0)
+    server.slow["Orin Labs founder"] = 0.8
+    slow = call_search("Orin Labs founder")
+
+    env.reset(seed=0)
+    _, _, term, trunc, info = env.step(slow)
+    assert info["error"]["kind"] == "tool_timeout" and not term and not trunc
+    assert info["reward_components"]["evidence"] == 0.0 and info["reward_components"]["tool_error"] == -1.0
+    _wait_answered(server, "Orin Labs founder")  # the abandoned call has now finished, with doc b
+    _, _, _, _, info = env.step(call_search("lighthouse"))  # a later turn
+    assert info["error"] is None and info["reward_components"]["evidence"] == 0.0
+    assert "b" not in env.retrieved and "b" not in env.seen_spans and env.queries == {"lighthouse": 1}
+    obs, *_ = env.step('<tool_call>{"name": "open", "arguments": {"doc_id": "b"}}</tool_call>')
+    assert "Unknown document id 'b'" in obs[0]["content"]  # the late result did not register the document
+
+    # the next episode: reset while the abandoned call is still running
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(slow)
+    assert info["error"]["kind"] == "tool_timeout"
+    env.reset(seed=1)
+    server.answered.clear()
+    _wait_answered(server, "Orin Labs founder")
+    _, _, _, _, info = env.step(call_search("lighthouse"))
+    assert info["reward_components"]["evidence"] == 0.0 and env._gold_surfaced == set()
+    assert set(env.seen_spans) == {"d"} and env.retrieved == {"d"} and env.opened == set()
+
+
+def call_search(query):
+    return json.dumps({"name": "search", "arguments": {"query": query}}).join(["<tool_call>", "</tool_call>"])
+
+
+def test_http_budget_fits_inside_the_tool_timeout(server):
+    from rlvr.envs.deepsearch import Hop, Task
+    from rlvr.envs.deepsearch.retrieval import fit_http_budget
+
+    kw = dict(tasks=[Task("q1", "Who founded Orin Labs?", ("Ada Vell",), hops=(Hop("Orin Labs founder", "b"),))],
+              backend="http", retriever_url=server.url)
+    env = DeepSearchEnv(**kw)
+    r = env.retriever
+    assert r.retries == 3 and r.worst_case_s <= 0.9 * 30 and r.timeout_s == pytest.approx((27 - 3.5) / 4)
+    assert HTTPRetriever.budget_s(10, 3, 0.5) == 43.5  # the old defaults: longer than the 30 s tool timeout
+    with pytest.raises(ConfigError, match=r"http_timeout_s=10 with http_retries=3 can take 43.5 s .* Lower http_timeout_s"):
+        DeepSearchEnv(**kw, http_timeout_s=10)
+    with pytest.raises(ConfigError, match=r"http_retries=3 does not fit in tool_timeout_s=1"):
+        DeepSearchEnv(**kw, tool_timeout_s=1)
+    assert fit_http_budget(None, None, 3) == {"timeout_s": 10.0, "retries": 3, "backoff_s": 0.5}  # no tool limit
+    assert fit_http_budget(2.0, 0.5, 1, 0.1)["deadline_s"] == pytest.approx(1.8)
+
+
+def test_http_deadline_stops_retries_in_time(server):
+    server.fail_next, server.status = 10, 503
+    r = HTTPRetriever(server.url, timeout_s=1.0, retries=5, backoff_s=0.2, deadline_s=0.5)
+    t0 = time.perf_counter()
+    with pytest.raises(RetrievalError, match=r"no time left for retry \d within the 0.5 s deadline"):
+        r.search("x", 1)
+    assert time.perf_counter() - t0 < 0.6
 
 
 # ----------------------------------------------------------------------------- dense (optional)

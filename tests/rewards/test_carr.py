@@ -198,8 +198,33 @@ def test_judge_not_called_without_seen_citations():
 def test_judge_failure_is_recorded_not_silent():
     judge = FakeJudge({"E0": "x"}, [], garbage_first=0)  # wrong key set every time
     res = rubric_reward_judge(CaRRJudge(judge, retries=2), "Who?", GOOD, RUBRICS, {"d1": "text"})
-    assert res.score == 0.0
+    assert res.score is None and not res.applicable  # not applicable (it used to be scored 0.0)
     assert "no usable reply after 2 attempts" in res.error and "expected keys" in res.error
+
+
+class RaisingJudge:
+    def act(self, messages):
+        raise ConnectionError("judge server at 127.0.0.1:9 refused the connection")
+
+
+def test_judge_that_raises_is_not_applicable_with_its_cause():
+    res = rubric_reward_judge(CaRRJudge(RaisingJudge()), "Who?", GOOD, RUBRICS, {"d1": "text"})
+    assert res.score is None and res.to_dict()["score"] is None
+    assert res.error == "the judge failed: ConnectionError: judge server at 127.0.0.1:9 refused the connection"
+
+
+def test_judge_returning_garbage_is_not_applicable():
+    judge = FakeJudge({}, [], garbage_first=99)  # never a JSON object
+    res = rubric_reward_judge(CaRRJudge(judge, retries=3), "Who?", GOOD, RUBRICS, {"d1": "text"})
+    assert res.score is None and "no usable reply after 3 attempts" in res.error and "no JSON object" in res.error
+    assert len(judge.prompts) == 3
+
+
+def test_not_applicable_rubric_falls_back_to_the_outcome():
+    assert cgrpo_reward(1.0, None) == 1.0 and cgrpo_reward(0.0, None) == 0.0
+    assert cgrpo_group([1.0, 1.0], [None, 0.5], form="code") == pytest.approx([1.0, 0.7 + 0.3 * 0.5])
+    # paper form: a missing rubric is out of the group maximum and gives R_o
+    assert cgrpo_group([1.0, 1.0, 1.0], [None, 0.25, 0.5], form="paper") == pytest.approx([1.0, 0.7 + 0.3 * 0.5, 1.0])
 
 
 def test_judge_partial_support_then_bfs():
@@ -251,5 +276,25 @@ def test_cgrpo_reward_over_trajectories():
         return SimpleNamespace(turns=[SimpleNamespace(reward_components={"em": em, "rubric": rubric})])
 
     assert CGRPOReward()([traj(1.0, 1.0), traj(1.0, 0.0), traj(0.0, 1.0)]) == pytest.approx([1.0, 0.7, 0.0])
+    # a trajectory without a rubric score (no rubric, or the judge failed) gets the outcome, not 0.7
+    no_rubric = SimpleNamespace(turns=[SimpleNamespace(reward_components={"em": 1.0})])
+    assert CGRPOReward()([no_rubric, traj(1.0, 0.0)]) == pytest.approx([1.0, 0.7])
     with pytest.raises(ConfigError):
         CGRPOReward(form="bogus")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=80) | st.sampled_from(['{"E0": "Bel Quist", "E1": "Orin Labs", "E2": "Tarrow"}',
+                                                         '{"S1": true, "S2": "no", "S3": 1}', "{", "[]", "null"]),
+                min_size=1, max_size=6))
+def test_judge_replies_never_crash_and_never_give_a_silent_zero(replies):
+    class Scripted:
+        def __init__(self):
+            self.i = 0
+
+        def act(self, messages):
+            self.i += 1
+            return replies[(self.i - 1) % len(replies)]
+
+    res = rubric_reward_judge(CaRRJudge(Scripted(), retries=2), "Who?", GOOD, RUBRICS, {"d1": "a", "d2": "b", "d3": "c"})
+    assert (res.score is None and res.error) or (0.0 <= res.score <= 1.0 and res.error is None)

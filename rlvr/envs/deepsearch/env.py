@@ -9,11 +9,17 @@ Reward components (``info["reward_components"]``; default weights in :data:`DEFA
 
 * answer turn: ``outcome`` = C-GRPO ``R_o`` if ``R_o == 0`` else ``(1 - a) R_o + a R_rubric``
   (``R_o`` is exact match, or token F1 with ``outcome_metric="f1"``; ``a = rubric_alpha``; without a
-  rubric score ``outcome = R_o``), ``em``, ``f1`` and ``rubric`` (CaRR, when scored) are logged at weight 0;
+  rubric score ``outcome = R_o``), ``em``, ``f1`` and ``rubric`` (CaRR, when scored) are logged at weight 0.
+  A CaRR judge that fails (raises, or its replies stay unparsable) leaves the rubric not applicable:
+  ``outcome = R_o``, no ``rubric`` component, and ``info["rubric_error"]`` holds the cause;
 * every tool turn: ``evidence`` (share of the gold documents first surfaced this turn by a search
   result, an opened page or a find), ``repeat_query`` (minus the number of repeated identical
   queries), ``tool_error`` (minus the share of this turn's calls that failed: unknown ids, empty or
-  enormous queries, pages out of range, server errors);
+  enormous queries, pages out of range, timeouts). A retrieval server that is down, answers an HTTP
+  error or sends the wrong shape is an infrastructure failure instead: no penalty, the episode ends
+  truncated with ``info["infra_failure"]`` (:class:`~rlvr.envs.core.AgentEnv`). With ``backend="http"``
+  the server is probed when the env is built (a :class:`RetrievalError` if it fails), and the HTTP
+  timeouts, retries and backoff fit inside the tool timeout;
 * ``format`` / ``tool_validity`` penalties from :class:`~rlvr.envs.core.AgentEnv`.
 
 The answer turn also sets ``info["success"]`` (exact match) and ``info["answer_eval"]`` (citations,
@@ -22,12 +28,18 @@ information-gain rewards need), ``question``, ``hops``, ``gold_doc_ids`` and ``s
 
 Documents are data: their text is returned inside tool messages verbatim and is never parsed, so
 text in a document that looks like a tool call, an answer or an instruction changes nothing.
+
+Tools only read. What a call showed the agent (retrieved and opened documents, seen spans, evidence,
+query counts) is recorded on the env's own thread when the call returned in time
+(:class:`~rlvr.envs.tools.ToolOutput`); a search abandoned at the tool timeout reports
+``tool_timeout`` and credits nothing to a later turn or episode, even when its thread finishes later.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -39,10 +51,11 @@ from typing import Any, Literal, Sequence
 
 from rlvr.envs.core import AgentEnv, Message, TurnOutcome, render_tool_prompt
 from rlvr.envs.deepsearch.corpus import Corpus, Document, load_corpus_jsonl, wikipedia_corpus
-from rlvr.envs.deepsearch.retrieval import BackendName, Retriever, Tokenizer, make_retriever
+from rlvr.envs.deepsearch.retrieval import (BackendName, RetrievalError, Retriever, Tokenizer, fit_http_budget,
+                                            make_retriever)
 from rlvr.envs.deepsearch.tasks import QAFormat, Task, load_qa
 from rlvr.envs.deepsearch.world import World, WorldConfig, generate_world
-from rlvr.envs.tools import Tool, ToolResult
+from rlvr.envs.tools import Tool, ToolOutput, ToolResult
 from rlvr.errors import ConfigError, ErrorKind, did_you_mean
 from rlvr.rewards.carr import CaRRJudge, RubricResult, cgrpo_reward, extract_citations, rubric_reward_exact, rubric_reward_judge
 from rlvr.rewards.outcome import exact_match, extract_exact_answer, token_f1
@@ -70,6 +83,9 @@ class ToolInputError(ValueError):
     """A tool call the environment cannot serve (unknown id, empty query...); shown to the model."""
 
 
+_TOOL_TIMEOUT_DEFAULT = inspect.signature(AgentEnv.__init__).parameters["tool_timeout_s"].default
+
+
 @dataclass(frozen=True, slots=True)
 class DeepSearchConfig:
     """Settings of :class:`DeepSearchEnv` (the env's keyword arguments of the same names)."""
@@ -79,7 +95,9 @@ class DeepSearchConfig:
     qa_format: QAFormat = "auto"
     """Format of a QA file; ``auto`` guesses."""
     corpus: str | os.PathLike[str] | Corpus = "auto"
-    """``auto`` (the world's, or the QA file's context paragraphs), ``wikipedia``, a JSONL path or a Corpus."""
+    """``auto`` (the world's, or the QA file's context paragraphs), ``wikipedia``, a JSONL path or a Corpus.
+    A QA file's supporting titles are resolved against this corpus by title, so its gold documents,
+    evidence rewards and rubrics use this corpus's ids (unmatched titles: an ``UnresolvedTitleWarning``)."""
     hops: int | tuple[int, int] = (1, 4)
     """Synthetic: hops per question, an int or an inclusive (min, max) range within 1..6."""
     n_entities: int = 200
@@ -98,10 +116,12 @@ class DeepSearchConfig:
     """Retrieval backend: ``bm25`` (local, cached), ``http`` (Search-R1 server) or ``dense`` (MiniLM, optional)."""
     retriever_url: str | None = None
     """``http``: the server's /retrieve endpoint."""
-    http_timeout_s: float = 10.0
-    """``http``: per-request timeout."""
+    http_timeout_s: float | None = None
+    """``http``: per-attempt timeout; ``None`` derives it so that every attempt and backoff fits in the
+    tool timeout (at most 10 s); an explicit value that does not fit is a ConfigError
+    (:func:`~rlvr.envs.deepsearch.retrieval.fit_http_budget`)."""
     http_retries: int = 3
-    """``http``: retries after connection errors, timeouts, 429 and 5xx (exponential backoff)."""
+    """``http``: retries after connection errors, timeouts, 429 and 5xx (exponential backoff from 0.5 s)."""
     top_k: int = 5
     """Default number of search results."""
     max_k: int = 20
@@ -178,6 +198,8 @@ class DeepSearchEnv(AgentEnv):
     env_id = "rlvr/DeepSearch-v0"
     family = "search"
     description = "Multi-hop question answering with search/open/find over a local index; outcome and citation-aware rubric rewards."
+    reward_components = ("format", "tool_validity", "evidence", "repeat_query", "tool_error", "outcome", "em", "f1",
+                         "rubric")
 
     def __init__(
         self,
@@ -194,7 +216,7 @@ class DeepSearchEnv(AgentEnv):
         n_tasks: int = 256,
         backend: BackendName = "bm25",
         retriever_url: str | None = None,
-        http_timeout_s: float = 10.0,
+        http_timeout_s: float | None = None,
         http_retries: int = 3,
         top_k: int = 5,
         max_k: int = 20,
@@ -218,9 +240,12 @@ class DeepSearchEnv(AgentEnv):
             raise ConfigError("no tasks to serve")
         self.corpus: Corpus | None = corpus_obj
         retr_opts: dict[str, Any] = {}
-        if cfg.backend == "http":
-            retr_opts = {"timeout_s": cfg.http_timeout_s, "retries": cfg.http_retries}
+        if cfg.backend == "http":  # every retry fits in the tool timeout, so no search outlives its call
+            retr_opts = fit_http_budget(kwargs.get("tool_timeout_s", _TOOL_TIMEOUT_DEFAULT), cfg.http_timeout_s,
+                                        cfg.http_retries)
         self.retriever: Retriever = make_retriever(cfg.backend, corpus_obj, url=cfg.retriever_url, **retr_opts)
+        if cfg.backend == "http":
+            self._health_check()
         self._tokenize = getattr(self.retriever, "tokenizer", None) or Tokenizer()
         if judge is not None and not isinstance(judge, CaRRJudge):
             judge = CaRRJudge(judge)
@@ -246,25 +271,38 @@ class DeepSearchEnv(AgentEnv):
                 wiki_distractors=cfg.wiki_distractors, hops=hops, n_tasks=cfg.n_tasks, paraphrase=cfg.paraphrase,
             ))
             return list(self.world.tasks), self.world.corpus
+        c = cfg.corpus
+        external: Corpus | None
+        if isinstance(c, Corpus):
+            external = c
+        elif c == "auto":
+            external = None
+        elif c == "wikipedia":
+            external = wikipedia_corpus()
+        else:
+            external = load_corpus_jsonl(c)
         if isinstance(cfg.tasks, (str, os.PathLike)):
-            tasks, ctx = load_qa(cfg.tasks, cfg.qa_format)
+            # supporting titles resolve against the corpus searched, so gold ids are that corpus's ids
+            tasks, ctx = load_qa(cfg.tasks, cfg.qa_format, corpus=external)
         else:
             tasks, ctx = list(cfg.tasks), None
             if not all(isinstance(t, Task) for t in tasks):
                 raise ConfigError("tasks= as a list must hold rlvr.envs.deepsearch.Task objects")
-        c = cfg.corpus
-        if isinstance(c, Corpus):
-            corpus = c
-        elif c == "auto":
-            corpus = ctx
-        elif c == "wikipedia":
-            corpus = wikipedia_corpus()
-        else:
-            corpus = load_corpus_jsonl(c)
+        corpus = external if external is not None else ctx
         if corpus is None and cfg.backend != "http":
             raise ConfigError("these tasks carry no documents: pass corpus= (a JSONL path, 'wikipedia' or a Corpus) "
                               "or use backend='http' with retriever_url=")
         return tasks, corpus
+
+    def _health_check(self) -> None:
+        """Probe the retrieval server once, so a server that is down or speaks another protocol fails here."""
+        try:
+            self.retriever.check()  # type: ignore[attr-defined]
+        except RetrievalError as e:
+            getattr(self.retriever, "close", lambda: None)()
+            raise RetrievalError(
+                f"{self.env_id} could not start: the retrieval server failed its health check: {e}"
+            ) from e
 
     def _add_tools(self) -> None:
         cfg = self.config
@@ -386,7 +424,11 @@ class DeepSearchEnv(AgentEnv):
         return start, (cut if cut > start else end)
 
     # ------------------------------------------------------------------ tools
-    def _search(self, query: str, k: int | None = None) -> str:
+    # Each tool only reads: it returns a ToolOutput whose ``apply`` records what the agent saw, and the
+    # ToolSet runs ``apply`` on the env's thread only when the call finished in time. A search that
+    # times out (its thread cannot be stopped) therefore never credits evidence, repeated queries or
+    # documents to a later turn or episode.
+    def _search(self, query: str, k: int | None = None) -> ToolOutput:
         cfg = self.config
         q = " ".join(query.split())
         if not q:
@@ -394,37 +436,45 @@ class DeepSearchEnv(AgentEnv):
         if len(query) > cfg.max_query_chars:
             raise ToolInputError(f"The query has {len(query)} characters; at most {cfg.max_query_chars} are accepted. Use a few key words.")
         key = q.lower()
-        if self.queries[key]:
-            self._turn_repeats += 1
-        self.queries[key] += 1
         hits = self.retriever.search(q, k or cfg.top_k)
-        if not hits:
-            return f'No document matches "{q}". Try other key words.'
+        seen: list[tuple[Document, int, int]] = []
         lines = [f'Results for "{q}":']
         for h in hits:
             doc = h.doc
-            if self.corpus is None or doc.id not in self.corpus:
-                self._remote.setdefault(doc.id, doc)
             start, end = self._snippet(doc, q)
-            self.retrieved.add(doc.id)
-            self._see(doc.id, start, end)
+            seen.append((doc, start, end))
             snippet = ("…" if start > 0 else "") + " ".join(doc.text[start:end].split()) + ("…" if end < len(doc.text) else "")
             lines.append(f"[{doc.id}] {doc.title}\n{snippet}")
-        return "\n\n".join(lines)
 
-    def _open(self, doc_id: str, page: int = 1) -> str:
+        def apply() -> None:
+            if self.queries[key]:
+                self._turn_repeats += 1
+            self.queries[key] += 1
+            for doc, start, end in seen:
+                if self.corpus is None or doc.id not in self.corpus:
+                    self._remote.setdefault(doc.id, doc)
+                self.retrieved.add(doc.id)
+                self._see(doc.id, start, end)
+
+        text = "\n\n".join(lines) if hits else f'No document matches "{q}". Try other key words.'
+        return ToolOutput(text, apply)
+
+    def _open(self, doc_id: str, page: int = 1) -> ToolOutput:
         doc = self._lookup(doc_id)
         pages = _pages(doc.text, self.config.page_chars)
         if not 1 <= page <= len(pages):
             raise ToolInputError(f"[{doc.id}] has {len(pages)} page(s); page must be between 1 and {len(pages)}.")
         start, end = pages[page - 1]
-        self.opened.add(doc.id)
-        self.opened_pages.add((doc.id, page))
-        self._see(doc.id, start, end)
-        more = f"\n\n(Page {page} of {len(pages)}; open page {page + 1} to continue.)" if page < len(pages) else ""
-        return f"[{doc.id}] {doc.title} (page {page} of {len(pages)})\n\n{doc.text[start:end]}{more}"
 
-    def _find(self, doc_id: str, pattern: str) -> str:
+        def apply() -> None:
+            self.opened.add(doc.id)
+            self.opened_pages.add((doc.id, page))
+            self._see(doc.id, start, end)
+
+        more = f"\n\n(Page {page} of {len(pages)}; open page {page + 1} to continue.)" if page < len(pages) else ""
+        return ToolOutput(f"[{doc.id}] {doc.title} (page {page} of {len(pages)})\n\n{doc.text[start:end]}{more}", apply)
+
+    def _find(self, doc_id: str, pattern: str) -> ToolOutput:
         doc = self._lookup(doc_id)
         pat = " ".join(pattern.split())
         if not pat:
@@ -436,6 +486,7 @@ class DeepSearchEnv(AgentEnv):
         pages = _pages(doc.text, self.config.page_chars)
         starts = [a for a, _ in pages]
         out, pos, total = [], 0, 0
+        spans: list[tuple[int, int]] = []
         while True:
             i = flat.find(needle, pos)
             if i < 0:
@@ -443,14 +494,19 @@ class DeepSearchEnv(AgentEnv):
             total += 1
             if len(out) < 10:
                 a, b = max(0, i - 100), min(len(doc.text), i + len(needle) + 100)
-                self._see(doc.id, a, b)
+                spans.append((a, b))
                 page = bisect.bisect_right(starts, i)
                 out.append(f"(page {page}) " + ("…" if a else "") + " ".join(doc.text[a:b].split()) + ("…" if b < len(doc.text) else ""))
             pos = i + max(1, len(needle))
         if not total:
-            return f'No match for "{pat}" in [{doc.id}] {doc.title}.'
+            return ToolOutput(f'No match for "{pat}" in [{doc.id}] {doc.title}.')
+
+        def apply() -> None:
+            for a, b in spans:
+                self._see(doc.id, a, b)
+
         head = f'{total} match(es) for "{pat}" in [{doc.id}] {doc.title}' + (" (first 10 shown)" if total > 10 else "") + ":"
-        return "\n".join([head, *out])
+        return ToolOutput("\n".join([head, *out]), apply)
 
     def _on_tool_results(self, results: list[ToolResult]) -> dict[str, float]:
         gold = self.task.gold_doc_ids
@@ -514,11 +570,15 @@ class DeepSearchEnv(AgentEnv):
         r_o = em if cfg.outcome_metric == "em" else f1
         rubric, why_not = self._score_rubric(answer)
         comps = {"em": em, "f1": f1}
-        if rubric is not None:
+        extra: dict[str, Any] = {}
+        if rubric is not None and rubric.score is not None:
             comps["rubric"] = rubric.score
             comps["outcome"] = cgrpo_reward(r_o, rubric.score, cfg.rubric_alpha)
-        else:
+        else:  # no rubric, or the judge failed (not applicable): the outcome alone, never a rubric of 0.0
             comps["outcome"] = r_o
+            if rubric is not None:
+                why_not = f"rubric not applicable: {rubric.error}"
+                extra["rubric_error"] = rubric.error
         cited = extract_citations(answer, self.corpus if self.corpus is not None else set(self._remote))
         unseen = [d for d in cited if d not in self.seen_spans]
         verdict = "Correct." if em else f"Incorrect. Expected: {t.answers[0]}."
@@ -527,7 +587,7 @@ class DeepSearchEnv(AgentEnv):
             "rubric": rubric.to_dict() if rubric is not None else None, "rubric_skipped": why_not,
         }
         return TurnOutcome([{"role": "user", "content": f"Answer recorded. {verdict}"}], comps, terminated=True,
-                           info={"answer_eval": evaluation, "success": em == 1.0})
+                           info={"answer_eval": evaluation, "success": em == 1.0, **extra})
 
     # ------------------------------------------------------------------ oracle
     def oracle_action(self) -> str:
