@@ -14,7 +14,7 @@ import shlex
 from typing import Protocol
 
 from rlvr.envs.swe.sandbox import WORKDIR, Sandbox
-from rlvr.envs.tools import Tool
+from rlvr.envs.tools import Tool, ToolOutput
 
 __all__ = ["Session", "make_tools", "resolve_path", "TOOL_NAMES", "MUTATING_TOOLS"]
 
@@ -34,7 +34,7 @@ class Session(Protocol):
 
     def test_command(self, target: str) -> str: ...  # the visible-tests command
 
-    def submit(self) -> str: ...  # grade and end the episode; returns the report text
+    def submit(self) -> ToolOutput | str: ...  # grade; the report text, and (ToolOutput.apply) the episode's end
 
 
 def resolve_path(path: str, *, write: bool = False) -> str:
@@ -42,6 +42,8 @@ def resolve_path(path: str, *, write: bool = False) -> str:
     if not isinstance(path, str) or not path.strip():
         raise ValueError("path must be a non-empty string, e.g. 'src/module.py' (relative to /testbed)")
     p = path.strip()
+    if "\x00" in p:
+        raise ValueError(f"path {path!r} holds a NUL byte, which no file name can contain; give the path without it")
     full = posixpath.normpath(p if p.startswith("/") else posixpath.join(WORKDIR, p))
     if full != WORKDIR and not full.startswith(WORKDIR + "/"):
         raise ValueError(f"{path!r} is outside the repository; file tools only work inside {WORKDIR} "

@@ -20,6 +20,13 @@ Reward components:
   threshold (no submission or an empty patch), it cancels the immediate rewards collected in the
   episode, so the return equals ``R_high + 1[R_high >= delta] * sum(r_low)``. With
   ``accumulation="direct"`` the return is the ungated D-RA sum.
+
+A sandbox that dies or wedges mid-episode, or an engine that stops answering
+(:class:`~rlvr.envs.swe.errors.SandboxLost`, :class:`~rlvr.envs.swe.errors.EngineUnavailable`, or a
+tool call that outlasts its time limit although the sandbox limits every command), is an
+infrastructure failure: the episode ends truncated with ``info["infra_failure"]``, no outcome level
+and no penalty, and the broken sandbox is destroyed instead of going back to the pool. ``submit``
+grades in the tool's thread but records the report (and ends the episode) on the env's thread.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from rlvr.envs.swe.generator import SWESmithGenerator
 from rlvr.envs.swe.pool import SandboxPool, shared_pool
 from rlvr.envs.swe.sandbox import WORKDIR, Backend, Sandbox, SandboxConfig, make_backend
 from rlvr.envs.swe.tasks import GradeReport, SWETask, grade, load_swe_jsonl
-from rlvr.envs.tools import ToolResult
+from rlvr.envs.tools import ToolOutput, ToolResult
 from rlvr.errors import ConfigError, ErrorKind
 from rlvr.rewards.gated import OutcomeLevels, SubmissionOutcome
 
@@ -119,6 +126,8 @@ class SWEEnv(AgentEnv):
     version = 0
     family = "swe"
     description = "Fix a bug in a real repository inside a Docker sandbox; hidden tests grade the patch (G-RA rewards)."
+    reward_components = ("format", "tool_validity", "valid_call", "modification", "test_run", "outcome", "gate")
+    """``gate`` is emitted with ``accumulation="gated"`` only, and declared either way."""
 
     def __init__(
         self,
@@ -286,42 +295,53 @@ class SWEEnv(AgentEnv):
         assert self.task is not None
         return self.task.test_cmd + (" " + target if target else "")
 
-    def submit(self) -> str:
+    def submit(self) -> ToolOutput:
+        """Grade the work tree. The report is recorded and the episode ended by the returned output's
+        ``apply``, on the env's thread, so a grading that outlasts its tool call changes nothing later."""
         if self._report is not None:
             raise ValueError("already submitted; the episode is over")
         assert self.task is not None
         sb = self.sandbox()
         try:
-            self._report = grade(sb, self.task, timeout_s=self.test_timeout_s)
+            report = grade(sb, self.task, timeout_s=self.test_timeout_s)
         except SandboxError as e:
             if isinstance(e, EngineUnavailable) or not sb.alive():
                 sb.broken = True
-                raise SandboxLost(f"grading failed because the sandbox died ({e}); submit again") from e
+                raise SandboxLost(f"grading failed because the sandbox died ({e})") from e
             if "bytes; at most" in str(e):  # the patch was too large
-                self._report = GradeReport(SubmissionOutcome.TESTS_FAIL, "", apply_error=str(e))
+                report = GradeReport(SubmissionOutcome.TESTS_FAIL, "", apply_error=str(e))
+            elif isinstance(e, SandboxLost) and _runs_commands(sb):
+                # the sandbox works, yet its work tree cannot be graded (the agent removed or broke .git):
+                # the agent's doing, so a failed submission, not an infrastructure failure
+                sb.broken = True
+                report = GradeReport(SubmissionOutcome.TESTS_FAIL, "", apply_error=f"the repository was damaged and "
+                                     f"cannot be graded ({e})")
             else:
                 raise
-        self.end_episode()
-        return self._report.summary()
+
+        def apply() -> None:
+            self._report = report
+            self.end_episode()
+
+        return ToolOutput(report.summary(), apply)
 
     def _guarded(self, fn):
-        """Wrap a tool so that a lost sandbox becomes an error observation after recovery."""
+        """Wrap a tool so that a lost sandbox is marked broken (never reused) before the error goes on.
+
+        ``SandboxLost`` and ``EngineUnavailable`` are infrastructure failures: the base class ends the
+        episode (truncated, ``info["infra_failure"]``, unpenalised) and the broken sandbox is destroyed
+        when it is given back; the next episode gets a fresh one.
+        """
 
         def call(**kwargs):
             if self._report is not None:
                 raise ValueError("the solution was already submitted; no more tool calls are possible")
             try:
                 return fn(**kwargs)
-            except EngineUnavailable as e:
-                raise RuntimeError(f"the sandbox engine is unavailable: {e}") from e
-            except SandboxLost as e:
-                if self._sb is not None and (self._sb.broken or not self._sb.alive()):
+            except (EngineUnavailable, SandboxLost):
+                if self._sb is not None:
                     self._sb.broken = True
-                    try:
-                        self._recover(f"the sandbox was lost ({e})")
-                    except SandboxLost as again:
-                        raise RuntimeError(str(again)) from e
-                raise RuntimeError(str(e)) from e
+                raise
 
         return call
 
@@ -381,6 +401,12 @@ class SWEEnv(AgentEnv):
             return ""
 
     def _on_tool_results(self, results: list[ToolResult]) -> dict[str, float]:
+        late = [x.call.name for x in results if x.error is not None and x.error.kind is ErrorKind.TOOL_TIMEOUT]
+        if late:  # the sandbox's own limits should have stopped it first: wedged; never reuse it
+            if self._sb is not None:
+                self._sb.broken = True
+            raise SandboxLost(f"tool {late[0]!r} outlasted its time limit although the sandbox limits each command; "
+                              "the sandbox is wedged and is discarded (its abandoned command may still be running)")
         r = self.rewards
         out = {"valid_call": 0.0, "modification": 0.0, "test_run": 0.0}
         if results:
@@ -403,10 +429,16 @@ class SWEEnv(AgentEnv):
 
     def _on_answer(self, answer: str) -> TurnOutcome:
         try:
-            text = self.submit()
+            out = self.submit()
+        except (EngineUnavailable, SandboxLost):  # infrastructure: the base class ends the episode unpenalised
+            if self._sb is not None:
+                self._sb.broken = True
+            raise
         except (SandboxError, ValueError, RuntimeError) as e:
             return TurnOutcome([{"role": "user", "content": f"Error: submission failed: {e}"}], {})
-        return TurnOutcome([{"role": "user", "content": text}], {}, terminated=True)
+        assert out.apply is not None
+        out.apply()
+        return TurnOutcome([{"role": "user", "content": out.content}], {}, terminated=True)
 
     def step(self, action: str):
         obs, reward, terminated, truncated, info = super().step(action)
@@ -416,12 +448,17 @@ class SWEEnv(AgentEnv):
         w = self.reward_weights
         self._immediate_sum += sum(w.get(k, 1.0) * comps.get(k, 0.0) for k in IMMEDIATE)
         ended = terminated or truncated or self._report is not None
-        if self._report is not None:
+        infra = info.get("infra_failure") is not None
+        if self._report is not None and not infra:
             outcome = self._report.outcome
-        elif truncated:
+        elif truncated and not infra:
             outcome = SubmissionOutcome.NO_SUBMISSION
         else:
             outcome = None
+        if infra:  # failed by infrastructure: no outcome level (no penalty), the sandbox goes back broken
+            info["outcome"] = "infra_failure"
+            info["resolved"] = info["success"] = False
+            self._release()
         if outcome is not None and ended:
             level = self.rewards.levels.value(outcome)
             comps["outcome"] = level
@@ -457,6 +494,14 @@ class SWEEnv(AgentEnv):
         if current not in self._tested:
             return f"<tool_call>{_dump({'name': 'run_tests', 'arguments': {}})}</tool_call>"
         return f"<tool_call>{_dump({'name': 'submit', 'arguments': {}})}</tool_call>"
+
+
+def _runs_commands(sb: Sandbox) -> bool:
+    """Whether ``sb`` still runs a trivial command (it is alive and answering)."""
+    try:
+        return sb.exec(["true"], timeout_s=10).ok
+    except SandboxError:
+        return False
 
 
 def _dump(obj: Any) -> str:

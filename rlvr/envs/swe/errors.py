@@ -9,6 +9,11 @@ Exception tree (all derive from :class:`rlvr.errors.RLVRError`)::
     └── PoolExhausted       no sandbox became free within the acquire timeout
     TaskError (also ValueError)  a task record is malformed or cannot be materialised
 
+``EngineUnavailable``, ``SandboxLost``, ``ImageError`` and ``PoolExhausted`` are also
+:class:`rlvr.errors.InfrastructureError`: raised during ``step`` they end the episode as failed by
+infrastructure (no penalty, kept out of training). A plain ``SandboxError`` (for example a patch
+that is too large) is not: it may come from what the agent did.
+
 Problems caused by the *agent* (a command that loops, floods output, writes outside the work tree)
 are never raised: they come back as :class:`~rlvr.envs.swe.sandbox.ExecResult` flags and error
 observations.
@@ -16,7 +21,7 @@ observations.
 
 from __future__ import annotations
 
-from rlvr.errors import RLVRError
+from rlvr.errors import InfrastructureError, RLVRError
 
 __all__ = ["SandboxError", "EngineUnavailable", "SandboxLost", "ImageError", "PoolExhausted", "TaskError"]
 
@@ -25,19 +30,19 @@ class SandboxError(RLVRError):
     """Base class of sandbox failures that are not the agent's doing."""
 
 
-class EngineUnavailable(SandboxError):
+class EngineUnavailable(SandboxError, InfrastructureError):
     """No container engine answers."""
 
 
-class SandboxLost(SandboxError):
+class SandboxLost(SandboxError, InfrastructureError):
     """The sandbox is gone or unusable (container killed or removed, engine restarted, exec failed)."""
 
 
-class ImageError(SandboxError):
+class ImageError(SandboxError, InfrastructureError):
     """An image is missing and cannot be built, or its build failed."""
 
 
-class PoolExhausted(SandboxError):
+class PoolExhausted(SandboxError, InfrastructureError):
     """Every sandbox of a pool stayed busy for the whole acquire timeout."""
 
 

@@ -14,8 +14,9 @@ rest of the file keeps its formatting):
 A mutation is kept only when it makes at least one passing test fail (without breaking test
 collection or timing out). The failing tests become ``FAIL_TO_PASS`` and are hidden from the agent
 (their files are removed from the task tree and come back as the test patch); the tests that still
-pass are ``PASS_TO_PASS``. The problem statement is written from the failing tests' output; the gold
-patch is the reverse diff of the mutation.
+pass are ``PASS_TO_PASS``. The problem statement is a user's bug report written from the failing
+tests' code and output (:mod:`rlvr.envs.swe.statements`): a reproducing snippet, what was expected
+and what happened, never the hidden test files or ids. The gold patch is the reverse diff of the mutation.
 
 Generation is deterministic from the seed: the seed picks a project and an order over its candidate
 mutations; the first valid one is the task. Validation results are cached in a catalog shipped with
@@ -43,6 +44,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 from rlvr.envs.swe.errors import TaskError
 from rlvr.envs.swe.images import content_digest
+from rlvr.envs.swe.statements import STATEMENT_VERSION, write_statement
 from rlvr.envs.swe.tasks import DEFAULT_TEST_CMD, PASSING, SWETask, parse_pytest_log
 from rlvr.errors import ConfigError
 
@@ -434,27 +436,8 @@ def _new_file_patch(path: str, content: bytes) -> str:
     return f"diff --git a/{path} b/{path}\nnew file mode 100644\n{body}"
 
 
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-
-
 def _statement(project: Project, bug: ValidatedBug) -> str:
-    tests = bug.fail_to_pass
-    modules = sorted({t.split("::")[0].rsplit("/", 1)[-1].removeprefix("test_").removesuffix(".py") for t in tests})
-    lines = [
-        f"{project.name}: {len(tests)} check{'s' if len(tests) != 1 else ''} of the {', '.join(modules)} "
-        f"behaviour fail{'' if len(tests) != 1 else 's'}",
-        "",
-        f"Since the last change to `{project.name}` (version {project.version}), the test suite reports "
-        f"failures. The tests are correct; the library code is not. Failing test{'s' if len(tests) != 1 else ''}:",
-        "",
-    ]
-    lines += [f"- `{t}`" for t in tests[:8]]
-    if len(tests) > 8:
-        lines.append(f"- ... and {len(tests) - 8} more")
-    for t, ex in bug.excerpts.items():
-        lines += ["", f"Output of `{t}`:", "```", _ADDRESS.sub("", ex), "```"]
-    lines += ["", "Please fix the library so that these tests pass again without breaking the others."]
-    return "\n".join(lines)
+    return write_statement(project.name, project.version, project.files, bug.fail_to_pass, bug.excerpts)
 
 
 def build_task(project: Project, mutation: Mutation, bug: ValidatedBug) -> SWETask:
@@ -533,7 +516,7 @@ class SWESmithGenerator:
     @property
     def dataset_hash(self) -> str:
         """Hash of the project contents, kinds and projects: identifies the task distribution."""
-        parts = [load_project(p).digest for p in self.projects] + list(self.kinds)
+        parts = [load_project(p).digest for p in self.projects] + list(self.kinds) + [f"statements-v{STATEMENT_VERSION}"]
         return content_digest(parts)[:16]
 
     def _entry(self, project: Project) -> dict[str, Any]:

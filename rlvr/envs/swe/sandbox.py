@@ -288,16 +288,45 @@ cd {WORKDIR} && {GIT} init -q && {GIT} add -A && {GIT} commit -q --allow-empty -
 # Snapshot the whole work tree (untracked files included, ignored ones not) without touching the index.
 # The copied index is dated 1970-01-01 00:00:01 (0 would mean "no date"), so git treats every entry as
 # racily clean and re-reads the file: a same-size rewrite within the second of the last reset has the
-# same stat data as the original.
+# same stat data as the original. Like the reset, it gives the owner back the permissions the agent
+# removed (chmod 000) when it cannot read the tree: else the agent's chmod reads as a lost sandbox.
 _SNAPSHOT = f"""
-cd {WORKDIR} || exit 3
+cd {WORKDIR} 2>/dev/null || {{ chmod u+rwx {WORKDIR} 2>/dev/null; cd {WORKDIR}; }} || exit 3
 export GIT_INDEX_FILE=.git/rlvr-index
-rm -f "$GIT_INDEX_FILE"; cp .git/index "$GIT_INDEX_FILE" 2>/dev/null && touch -d @1 "$GIT_INDEX_FILE"
-{GIT} add -A . >/dev/null 2>&1 || exit 4
+snapshot() {{ rm -f "$GIT_INDEX_FILE"; cp .git/index "$GIT_INDEX_FILE" 2>/dev/null && touch -d @1 "$GIT_INDEX_FILE"
+  {GIT} add -A . >/dev/null 2>&1; }}
+snapshot || {{ chmod -R u+rwX . 2>/dev/null; snapshot; }} || exit 4
 """
 
 _FINGERPRINT_SCRIPT = _SNAPSHOT + f"{GIT} write-tree\n"
 _DIFF_SCRIPT = _SNAPSHOT + f'{GIT} diff --cached --binary --no-color --no-ext-diff "$1" > .git/rlvr-model.patch || exit 5\n'
+
+
+MAX_ARG_BYTES = 100_000
+"""Longest single command-line argument :meth:`Sandbox.exec` sends (Linux refuses over 128 KiB)."""
+
+
+def _check_argv(argv: Sequence[str]) -> None:
+    """Raise ``ValueError`` for a command no process can be started with: a NUL byte, text that is not
+    encodable (a lone surrogate) or an argument over :data:`MAX_ARG_BYTES`.
+
+    Such a command is the caller's mistake: caught here, it never reaches the sandbox's runner, whose
+    refusal would read as a lost sandbox (an infrastructure failure, not the model's fault).
+    """
+    for i, arg in enumerate(argv):
+        if not isinstance(arg, str):
+            raise ValueError(f"command argument {i} must be a string, got {type(arg).__name__}")
+        if "\x00" in arg:
+            raise ValueError(f"the command holds a NUL byte (argument {i}, at character {arg.index(chr(0))}); "
+                             "no command line can contain one: remove it, or write the data to a file first")
+        try:
+            size = len(arg.encode("utf-8", "surrogateescape"))
+        except UnicodeEncodeError as e:
+            raise ValueError(f"the command holds {arg[e.start:e.end]!r}, which is not a character (argument {i}); "
+                             "write valid text") from None
+        if size > MAX_ARG_BYTES:
+            raise ValueError(f"the command is {size} bytes long (argument {i}); at most {MAX_ARG_BYTES} can be run: "
+                             "write a long script to a file with create_file, then run the file")
 
 
 class Sandbox(ABC):
@@ -352,6 +381,7 @@ class Sandbox(ABC):
         timeout = float(timeout_s if timeout_s is not None else self.config.command_timeout_s)
         max_bytes = int(max_output_bytes if max_output_bytes is not None else self.config.max_output_bytes)
         argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
+        _check_argv(argv)
         return self._run(argv, timeout, max_bytes, tail_bytes, workdir, env)
 
     def _run(self, argv: list[str], timeout: float, max_bytes: int, tail_bytes: int | None, workdir: str,
