@@ -5,13 +5,23 @@ An agent maps the conversation so far to the next assistant message::
     class MyAgent:
         def act(self, messages: list[dict]) -> str: ...
 
-That is all a custom agent needs. Agents that generate many conversations at once also define
-``act_batch(batch) -> list[Generation]``; agents that need the environment itself (the oracle)
-define ``bind(env) -> Agent``, called once per environment instance by the rollout.
+That is all a custom agent needs. Optional hooks, all called by :func:`rlvr.agents.rollout.rollout`:
+
+* ``act_batch(batch) -> list[Generation]``: generate many conversations at once. A sampling agent
+  also accepts ``act_batch(batch, seeds=...)``: one integer per conversation, a function of that
+  episode's seed and turn alone (:func:`turn_seed`), from which it draws that row's randomness, so
+  a conversation's sample does not depend on which others share its batch;
+* ``bind(env) -> Agent``: called once per environment instance (the oracle reads the env; agents
+  with per-episode state return a fresh copy of themselves);
+* ``start_episode(seed)``: called on the (bound) agent at every reset with the episode's seed;
+  an agent that holds a random generator reseeds it from that seed, so each episode's actions
+  depend on its own seed only, whatever the concurrency. An agent with this hook that is shared by
+  several environment instances (no ``bind``) is refused by the rollout.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
 
@@ -19,7 +29,7 @@ import numpy as np
 
 from rlvr.errors import AgentError, ConfigError
 
-__all__ = ["Agent", "Generation", "ScriptedAgent", "RandomAgent", "OracleAgent", "generate", "agent_id"]
+__all__ = ["Agent", "Generation", "ScriptedAgent", "RandomAgent", "OracleAgent", "generate", "agent_id", "turn_seed"]
 
 Messages = list[dict[str, Any]]
 
@@ -47,10 +57,39 @@ def agent_id(agent: Any) -> tuple[str | None, str | None]:
     return getattr(agent, "model_id", None), getattr(agent, "chat_template_hash", None)
 
 
-def generate(agent: Any, batch: Sequence[Messages]) -> list[Generation]:
-    """Ask ``agent`` for one message per conversation, batched when it supports ``act_batch``."""
+def turn_seed(episode_seed: int, turn: int) -> int:
+    """A 63-bit seed for turn ``turn`` (0-based) of the episode reset with ``episode_seed``.
+
+    Well mixed (numpy ``SeedSequence``), so neighbouring episodes and turns get unrelated streams.
+    """
+    state = np.random.SeedSequence([int(episode_seed) & (2**64 - 1), int(turn)]).generate_state(1, np.uint64)
+    return int(state[0]) >> 1
+
+
+def _accepts_seeds(agent: Any) -> bool:
+    """Whether ``agent.act_batch`` takes the per-row ``seeds=`` keyword (see the module docstring)."""
+    fn = getattr(agent, "act_batch", None)
+    if fn is None:
+        return False
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "seeds" in params
+
+
+def generate(agent: Any, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
+    """Ask ``agent`` for one message per conversation, batched when it supports ``act_batch``.
+
+    ``seeds`` (one per conversation) are passed on to agents whose ``act_batch`` accepts them.
+    """
+    if seeds is not None and len(seeds) != len(batch):
+        raise ConfigError(f"generate() got {len(seeds)} seeds for {len(batch)} conversations; give one per conversation")
     if hasattr(agent, "act_batch"):
-        out = list(agent.act_batch(list(batch)))
+        if seeds is not None and _accepts_seeds(agent):
+            out = list(agent.act_batch(list(batch), seeds=list(seeds)))
+        else:
+            out = list(agent.act_batch(list(batch)))
     else:
         out = [agent.act(m) for m in batch]
     if len(out) != len(batch):
@@ -91,13 +130,28 @@ class RandomAgent:
     """Random actions: a random call to one of the tools in the system prompt, random text, or a random answer.
 
     A baseline and a fuzzer for environments (its outputs are often malformed on purpose).
+
+    Under :func:`~rlvr.agents.rollout.rollout` each environment instance gets its own copy
+    (:meth:`bind`), reseeded at every reset from ``(seed, episode seed)`` (:meth:`start_episode`):
+    an episode's actions depend on its seed alone, not on the concurrency or the episode order.
+    Called directly, ``act`` draws from one generator seeded with ``seed``.
     """
 
     model_id = "random"
 
     def __init__(self, seed: int | None = None, p_malformed: float = 0.2) -> None:
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.p_malformed = p_malformed
+
+    def bind(self, env: Any) -> "RandomAgent":
+        """A copy with its own generator, for one environment instance."""
+        return RandomAgent(self.seed, self.p_malformed)
+
+    def start_episode(self, seed: int | None) -> None:
+        """Reseed from ``(self.seed, seed)``: the episode's actions become a function of these two only."""
+        entropy = [int(x) & (2**64 - 1) for x in (self.seed, seed) if x is not None]
+        self.rng = np.random.default_rng(np.random.SeedSequence(entropy) if entropy else None)
 
     def act(self, messages: Messages) -> str:
         import json

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
-from rlvr.errors import ConfigError
+from rlvr.errors import ConfigError, RLVRError
 
 __all__ = ["make_agent", "AGENT_SPECS"]
 
@@ -45,5 +46,38 @@ def make_agent(
             cls = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"could not import agent {spec!r}: {e}") from e
-        return cls()
+        return _instantiate(spec, cls)
     raise ConfigError(f"unknown agent {spec!r}; expected one of: {AGENT_SPECS}")
+
+
+_AGENT_HINT = "an agent is any object with act(messages) -> str (or act_batch(batch) -> list)"
+
+
+def _instantiate(spec: str, cls: Any) -> Any:
+    """Build a ``module:Class`` agent with no arguments, checking it can be built and can act."""
+    if not callable(cls):
+        raise ConfigError(f"agent {spec!r} is a {type(cls).__name__}, not a class or factory; {_AGENT_HINT}")
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):
+        sig = None
+    if sig is not None:
+        needed = [p.name for p in sig.parameters.values()
+                  if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if needed:
+            raise ConfigError(
+                f"agent {spec!r} needs the argument(s) {', '.join(needed)}, but --agent module:Class builds it with none; "
+                "give them defaults, or point --agent at a zero-argument factory function that builds the agent"
+            )
+    try:
+        agent = cls()
+    except RLVRError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"building agent {spec!r} failed: {type(e).__name__}: {e}") from e
+    if not any(callable(getattr(agent, m, None)) for m in ("act", "act_batch")):
+        raise ConfigError(
+            f"agent {spec!r} built a {type(agent).__name__} with no act(messages) -> str method; {_AGENT_HINT}, e.g.\n"
+            "    class MyAgent:\n        def act(self, messages):\n            return '<answer>42</answer>'"
+        )
+    return agent

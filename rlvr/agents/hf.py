@@ -41,7 +41,12 @@ class HFAgent:
         batch_size: conversations per ``generate`` call.
         max_context: prompt + completion token limit; longer prompts return an empty generation with
             ``finish_reason="context_overflow"`` (the rollout truncates that episode).
-        seed: sampling seed (applied in a forked RNG; global RNG state is left alone).
+        seed: sampling seed (applied in a forked RNG; global RNG state is left alone). Under
+            :func:`~rlvr.agents.rollout.rollout`, ``act_batch(batch, seeds=...)`` gets one seed per
+            conversation (from its episode seed and turn): each row then samples with its own
+            generator seeded from ``(seed, row seed)``, so a conversation's tokens do not depend on
+            the other conversations in its batch, nor on the concurrency. Without ``seeds`` the
+            batch samples from one generator seeded from ``seed`` and the call count.
         device: where to load the model when given by name.
     """
 
@@ -102,7 +107,10 @@ class HFAgent:
     def act(self, messages: Messages) -> str:
         return self.act_batch([messages])[0].text
 
-    def act_batch(self, batch: Sequence[Messages]) -> list[Generation]:
+    def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
+        """One generation per conversation; ``seeds`` (one per conversation) select per-row generators."""
+        if seeds is not None and len(seeds) != len(batch):
+            raise ConfigError(f"act_batch got {len(seeds)} seeds for {len(batch)} conversations; give one per conversation")
         prompts = [self.encode(m) for m in batch]
         results: list[Generation | None] = [None] * len(prompts)
         todo = []
@@ -113,11 +121,24 @@ class HFAgent:
                 todo.append(i)
         for start in range(0, len(todo), self.batch_size):
             idx = todo[start : start + self.batch_size]
-            for i, g in zip(idx, self._generate([prompts[i] for i in idx])):
+            row_seeds = [seeds[i] for i in idx] if seeds is not None else None
+            for i, g in zip(idx, self._generate([prompts[i] for i in idx], row_seeds)):
                 results[i] = g
         return results  # type: ignore[return-value]
 
-    def _generate(self, prompts: list[list[int]]) -> list[Generation]:
+    def _row_generators(self, row_seeds: Sequence[int]) -> list[Any]:
+        """One CPU ``torch.Generator`` per row, seeded from ``(self.seed, row seed)``."""
+        import numpy as np
+        import torch
+
+        gens = []
+        for r in row_seeds:
+            entropy = [int(self.seed) & (2**64 - 1), int(r) & (2**64 - 1)]  # type: ignore[arg-type]
+            state = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) >> 1
+            gens.append(torch.Generator(device="cpu").manual_seed(state))
+        return gens
+
+    def _generate(self, prompts: list[list[int]], row_seeds: Sequence[int] | None = None) -> list[Generation]:
         import torch
 
         device = next(self.model.parameters()).device
@@ -138,13 +159,21 @@ class HFAgent:
             return_dict_in_generate=True,
             output_logits=True,
         )
-        if sample:
+        per_row = sample and row_seeds is not None and self.seed is not None
+        if per_row:
+            # each row draws its token from its own generator; generate() then only takes the argmax
+            from transformers import LogitsProcessorList
+
+            sampler = _row_sampler(self._row_generators(row_seeds), self.temperature, self.top_p)  # type: ignore[arg-type]
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None,
+                          logits_processor=LogitsProcessorList([sampler]))
+        elif sample:
             kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         self._calls += 1
         rng = contextlib.nullcontext()
-        if self.seed is not None:
+        if self.seed is not None and not per_row:
             devices = [device.index or 0] if device.type == "cuda" else []
             rng = torch.random.fork_rng(devices=devices)
         with rng, torch.no_grad():
@@ -168,3 +197,32 @@ class HFAgent:
             text = self.tokenizer.decode(comp, skip_special_tokens=True)
             gens.append(Generation(text, list(p), comp, [float(x) for x in logp[i, :n]], reason))
         return gens
+
+
+def _row_sampler(generators: list[Any], temperature: float, top_p: float) -> Any:
+    """A logits processor that samples row ``i``'s next token with ``generators[i]`` and masks every other token.
+
+    Sampling follows transformers' own: ``softmax(logits / temperature)``, nucleus ``top_p`` as in
+    ``TopPLogitsWarper`` (the smallest set of tokens whose probability reaches ``top_p``, at least one).
+    The draw happens on CPU in float32 with the row's own generator, so it depends on that row's logits
+    only (which batched forward passes of other shapes reproduce up to float rounding).
+    """
+    import torch
+    from transformers import LogitsProcessor
+
+    class _RowSampler(LogitsProcessor):
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            logits = scores.detach().float().cpu() / temperature
+            if top_p < 1.0:
+                sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
+                cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+                drop = cum <= (1 - top_p)
+                drop[..., -1:] = False
+                logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+            probs = torch.softmax(logits, dim=-1)
+            picks = [int(torch.multinomial(probs[i], 1, generator=generators[i])) for i in range(probs.shape[0])]
+            out = torch.full_like(scores, float("-inf"))
+            out[torch.arange(len(picks), device=scores.device), torch.tensor(picks, device=scores.device)] = 0.0
+            return out
+
+    return _RowSampler()

@@ -11,16 +11,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import gymnasium as gym
 
 import rlvr
-from rlvr.agents.base import Generation, agent_id, generate
-from rlvr.agents.trajectory import ReproRecord, Trajectory, TrajectoryWriter, Turn
-from rlvr.errors import ConfigError
+from rlvr.agents.base import Generation, agent_id, generate, turn_seed
+from rlvr.agents.trajectory import ReproRecord, Trajectory, TrajectoryWriter, Turn, plain
+from rlvr.errors import AgentError, ConfigError
 
-__all__ = ["rollout", "summarize", "is_success", "make_env"]
+__all__ = ["rollout", "summarize", "is_success", "infra_failure", "make_env"]
 
 
 def make_env(env: str | Callable[[], gym.Env], env_kwargs: dict[str, Any] | None = None) -> gym.Env:
@@ -34,8 +34,25 @@ def make_env(env: str | Callable[[], gym.Env], env_kwargs: dict[str, Any] | None
     raise ConfigError(f"env must be an id like 'rlvr/GuessNumber-v0' or a factory, got {type(env).__name__}")
 
 
+def infra_failure(traj: Trajectory) -> dict[str, Any] | None:
+    """The cause (``{"where", "message"}``) when the episode was ended by an infrastructure failure, else ``None``.
+
+    Such an episode says nothing about the policy: summaries count it apart and trainers leave it out.
+    """
+    if traj.turns:
+        cause = traj.turns[-1].info.get("infra_failure")
+        if cause is not None:
+            return dict(cause) if isinstance(cause, dict) else {"where": "?", "message": str(cause)}
+    return None
+
+
 def is_success(traj: Trajectory) -> bool:
-    """An episode succeeded when its last turn says ``info["success"]``, or else when its ``outcome`` total is >= 1."""
+    """An episode succeeded when its last turn says ``info["success"]``, or else when its ``outcome`` total is >= 1.
+
+    An episode ended by an infrastructure failure never succeeded.
+    """
+    if infra_failure(traj) is not None:
+        return False
     if traj.turns and "success" in traj.turns[-1].info:
         return bool(traj.turns[-1].info["success"])
     return traj.component_totals().get("outcome", 0.0) >= 1.0 - 1e-9
@@ -49,7 +66,25 @@ class _Slot:
     pending: list[Turn] = field(default_factory=list)
 
 
-def _repro(env: gym.Env, seed: int | None, agent: Any) -> ReproRecord:
+def _env_kwargs(env: gym.Env, given: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The constructor keywords as given: ``gym.make``'s (on the spec), else ``env_kwargs``; None if unknown."""
+    spec = env.spec
+    if spec is not None and isinstance(spec.kwargs, dict):
+        return plain(dict(spec.kwargs))
+    return plain(dict(given)) if given is not None else None
+
+
+def _reward_weights(env: gym.Env, seen: Iterable[str] = ()) -> dict[str, float]:
+    """Weights in force: every declared or logged component at its weight (1.0 when not set), explicit ones included."""
+    u = env.unwrapped
+    weights = {str(k): float(v) for k, v in dict(getattr(u, "reward_weights", None) or {}).items()}
+    declared = getattr(u, "reward_components", None) or ()
+    names = set(declared) | set(seen)
+    return dict(sorted({**{str(n): 1.0 for n in names}, **weights}.items()))
+
+
+def _repro(env: gym.Env, seed: int | None, agent: Any, env_kwargs: dict[str, Any] | None = None,
+           options: dict[str, Any] | None = None) -> ReproRecord:
     u = env.unwrapped
     model_id, tmpl = agent_id(agent)
     return ReproRecord(
@@ -61,7 +96,34 @@ def _repro(env: gym.Env, seed: int | None, agent: Any) -> ReproRecord:
         image_digest=getattr(u, "image_digest", None),
         model_id=model_id,
         chat_template_hash=tmpl,
+        env_kwargs=_env_kwargs(env, env_kwargs),
+        reset_options=plain(dict(options)) if options else {},
+        reward_weights=_reward_weights(env),
     )
+
+
+def _check_agent(agent: Any, n_slots: int) -> None:
+    """Refuse agents the rollout cannot drive, before any environment is built."""
+    if not any(callable(getattr(agent, name, None)) for name in ("act", "act_batch", "bind")):
+        raise ConfigError(
+            f"{type(agent).__name__} is not an agent: it has no act(messages) -> str method (nor act_batch or bind). "
+            "Any object with act(messages) -> str works, e.g. class MyAgent:\n    def act(self, messages): return '<answer>1</answer>'"
+        )
+    if n_slots > 1 and callable(getattr(agent, "start_episode", None)) and not callable(getattr(agent, "bind", None)):
+        raise ConfigError(
+            f"{type(agent).__name__} defines start_episode(seed) but no bind(env): one object would be reseeded by "
+            f"{n_slots} concurrent episodes. Add bind(env) returning a fresh copy per environment instance, "
+            "or use concurrency=1"
+        )
+
+
+def _agent_failure(agent: Any, slots: list["_Slot"], e: Exception) -> AgentError:
+    """An agent exception as an :class:`AgentError` naming the agent and the episodes it was generating for."""
+    where = ", ".join(
+        f"episode {s.traj.reset_info['episode']} (seed {s.traj.seed}) turn {len(s.traj.turns) + 1}"
+        for s in slots if s.traj is not None
+    )
+    return AgentError(f"agent {type(agent).__name__} raised {type(e).__name__}: {e} while generating {where}")
 
 
 def rollout(
@@ -79,9 +141,16 @@ def rollout(
 ) -> list[Trajectory]:
     """Run ``episodes`` episodes; episode ``k`` is reset with seed ``seed + k``.
 
+    Reproducible whatever ``concurrency``: each episode's randomness derives from its own seed. The
+    (bound) agent's ``start_episode(seed + k)`` is called at each reset, and agents whose
+    ``act_batch`` accepts ``seeds=`` get one seed per conversation, :func:`~rlvr.agents.base.turn_seed`
+    of the episode seed and the turn (see :mod:`rlvr.agents.base`).
+
     Args:
         env: an env id or a zero-argument factory.
         agent: anything with ``act`` (or ``act_batch``); agents with ``bind(env)`` are bound per instance.
+            An exception raised by the agent stops the rollout as an :class:`~rlvr.errors.AgentError`
+            naming the episodes in flight; finished episodes are already written to ``out``.
         concurrency: environment instances alive at once (and the generation batch size).
         out: folder; trajectories are appended to ``out/trajectories.jsonl`` as episodes finish.
         on_episode: called with each finished trajectory.
@@ -92,11 +161,21 @@ def rollout(
     """
     if episodes < 0 or concurrency < 1:
         raise ConfigError(f"need episodes >= 0 and concurrency >= 1, got {episodes} and {concurrency}")
-    writer = TrajectoryWriter(Path(out) / "trajectories.jsonl") if out is not None else None
     n_slots = min(concurrency, episodes) or 1
-    slots = [_Slot(make_env(env, env_kwargs), None) for _ in range(n_slots if episodes else 0)]
-    for s in slots:
-        s.agent = agent.bind(s.env) if hasattr(agent, "bind") else agent
+    _check_agent(agent, n_slots if episodes else 1)
+    writer = TrajectoryWriter(Path(out) / "trajectories.jsonl") if out is not None else None
+    slots: list[_Slot] = []
+    try:
+        for _ in range(n_slots if episodes else 0):
+            slots.append(_Slot(make_env(env, env_kwargs), None))
+        for s in slots:
+            s.agent = agent.bind(s.env) if hasattr(agent, "bind") else agent
+    except BaseException:
+        for s in slots:
+            s.env.close()
+        if writer:
+            writer.close()
+        raise
     results: dict[int, Trajectory] = {}
     next_episode = 0
     bar = None
@@ -112,19 +191,23 @@ def rollout(
         ep_seed = seed + k
         options = reset_options(k) if reset_options else None
         obs, info = slot.env.reset(seed=ep_seed, options=options)
+        if hasattr(slot.agent, "start_episode"):
+            slot.agent.start_episode(ep_seed)
         slot.traj = Trajectory(
             env_id=slot.env.spec.id if slot.env.spec else type(slot.env.unwrapped).__name__,
             task_id=str(info.get("task_id")),
             seed=ep_seed,
             initial_messages=obs,
             reset_info={k_: v for k_, v in info.items()},
-            repro=_repro(slot.env, ep_seed, agent),
+            repro=_repro(slot.env, ep_seed, agent, env_kwargs, options),
         )
         slot.traj.reset_info["episode"] = k
 
     def finish(slot: _Slot) -> None:
         traj = slot.traj
         assert traj is not None
+        if traj.repro is not None:  # components logged this episode join the declared ones
+            traj.repro.reward_weights = _reward_weights(slot.env, {k for t in traj.turns for k in t.reward_components})
         results[traj.reset_info["episode"]] = traj
         if writer:
             writer.write(traj)
@@ -168,7 +251,13 @@ def rollout(
                     groups.setdefault(id(s.agent), []).append(s)
                 for members in groups.values():
                     t0 = time.perf_counter()
-                    batch = generate(members[0].agent, [s.env.unwrapped.messages for s in members])
+                    seeds = [turn_seed(s.traj.seed, len(s.traj.turns)) for s in members]  # type: ignore[union-attr,arg-type]
+                    try:
+                        batch = generate(members[0].agent, [s.env.unwrapped.messages for s in members], seeds=seeds)
+                    except AgentError:
+                        raise
+                    except Exception as e:
+                        raise _agent_failure(members[0].agent, members, e) from e
                     dt = time.perf_counter() - t0
                     for s, g in zip(members, batch):
                         gens[id(s)] = (g, dt)
@@ -190,23 +279,38 @@ def rollout(
 
 
 def summarize(trajs: list[Trajectory]) -> dict[str, Any]:
-    """Mean reward, success rate, turns and the mean of every reward component."""
+    """Mean reward, success rate, turns and the mean of every reward component.
+
+    Episodes ended by an infrastructure failure (:func:`infra_failure`) are counted in
+    ``infra_failures`` (with up to 5 causes in ``infra_causes``) and left out of every mean:
+    ``scored_episodes`` is the denominator of ``mean_reward``, ``success_rate`` and the rest (NaN
+    when no episode was scored). ``mean_reward_all`` and ``success_rate_all`` divide by every episode.
+    """
     n = len(trajs)
     if n == 0:
-        return {"episodes": 0}
+        return {"episodes": 0, "infra_failures": 0, "scored_episodes": 0}
+    failed = [c for c in (infra_failure(t) for t in trajs) if c is not None]
+    scored = [t for t in trajs if infra_failure(t) is None]
+    m = len(scored)
     comps: dict[str, float] = {}
-    for t in trajs:
+    for t in scored:
         for k, v in t.component_totals().items():
             comps[k] = comps.get(k, 0.0) + v
-    rewards = [t.total_reward for t in trajs]
-    mean = sum(rewards) / n
+    rewards = [t.total_reward for t in scored]
+    nan = float("nan")
+    mean = sum(rewards) / m if m else nan
     return {
         "episodes": n,
+        "scored_episodes": m,
+        "infra_failures": len(failed),
+        "infra_causes": [f"{c.get('where', '?')}: {c.get('message', '')}" for c in failed[:5]],
         "mean_reward": mean,
-        "std_reward": (sum((r - mean) ** 2 for r in rewards) / n) ** 0.5,
-        "success_rate": sum(is_success(t) for t in trajs) / n,
-        "mean_turns": sum(t.num_turns for t in trajs) / n,
-        "terminated": sum(t.terminated for t in trajs) / n,
-        "truncated": sum(t.truncated for t in trajs) / n,
-        "components": {k: v / n for k, v in sorted(comps.items())},
+        "std_reward": (sum((r - mean) ** 2 for r in rewards) / m) ** 0.5 if m else nan,
+        "success_rate": sum(is_success(t) for t in scored) / m if m else nan,
+        "mean_reward_all": sum(t.total_reward for t in trajs) / n,
+        "success_rate_all": sum(is_success(t) for t in trajs) / n,
+        "mean_turns": sum(t.num_turns for t in scored) / m if m else nan,
+        "terminated": sum(t.terminated for t in scored) / m if m else nan,
+        "truncated": sum(t.truncated for t in scored) / m if m else nan,
+        "components": {k: v / m for k, v in sorted(comps.items())},
     }

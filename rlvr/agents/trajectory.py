@@ -6,7 +6,10 @@ episode finishes, so a crash loses at most the episodes in flight.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
+import inspect
 import json
 import os
 import threading
@@ -14,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["Turn", "Trajectory", "ReproRecord", "TrajectoryWriter", "read_trajectories", "text_hash"]
+__all__ = ["Turn", "Trajectory", "ReproRecord", "TrajectoryWriter", "read_trajectories", "text_hash", "plain"]
 
 
 def text_hash(text: str | None) -> str | None:
@@ -26,7 +29,10 @@ def text_hash(text: str | None) -> str | None:
 
 @dataclass(slots=True)
 class ReproRecord:
-    """Everything needed to reproduce an episode."""
+    """Everything needed to reproduce an episode.
+
+    Fields added after the first release default to ``None`` ("not recorded"), so older files still load.
+    """
 
     env_id: str
     env_version: int | None
@@ -36,6 +42,49 @@ class ReproRecord:
     image_digest: str | None = None
     model_id: str | None = None
     chat_template_hash: str | None = None
+    env_kwargs: dict[str, Any] | None = None
+    """The environment's constructor keywords as given (``gym.make`` kwargs), made plain by :func:`plain`."""
+    reset_options: dict[str, Any] | None = None
+    """The ``options`` of this episode's ``reset`` (plain)."""
+    reward_weights: dict[str, float] | None = None
+    """Weights in force: the env's ``reward_weights`` merged with the default 1.0 of every component it
+    declares or this episode logged."""
+
+
+_PLAIN_MAX_ITEMS = 64
+
+
+def plain(value: Any, _depth: int = 0) -> Any:
+    """A JSON-ready description of a configuration value, for :class:`ReproRecord`.
+
+    Scalars and small containers are kept as they are (tuples become lists, paths strings, enums
+    their values); dataclasses become ``{"__type__": name, **fields}``; long sequences and other
+    objects (judges, corpora, callables) a short ``"<...>"`` description, never their whole ``repr``.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, enum.Enum):
+        return plain(value.value, _depth)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if _depth >= 6:
+        return f"<{type(value).__name__}>"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__type__": type(value).__name__,
+                **{f.name: plain(getattr(value, f.name), _depth + 1) for f in dataclasses.fields(value)}}
+    if isinstance(value, dict):
+        if len(value) > _PLAIN_MAX_ITEMS:
+            return f"<dict of {len(value)} items>"
+        return {str(k): plain(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else list(value)
+        if len(items) > _PLAIN_MAX_ITEMS:
+            kinds = sorted({type(x).__name__ for x in items})
+            return f"<{type(value).__name__} of {len(items)} {'/'.join(kinds)}>"
+        return [plain(x, _depth + 1) for x in items]
+    if isinstance(value, type) or inspect.isfunction(value) or inspect.ismethod(value) or inspect.isbuiltin(value):
+        return f"<{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}>"
+    return f"<{type(value).__module__}.{type(value).__qualname__} object>"
 
 
 @dataclass(slots=True)

@@ -13,9 +13,17 @@ from typing import Any, Iterable, Sequence
 from rlvr.agents.base import Generation, Messages
 from rlvr.agents.hf import chat_prompt_ids
 from rlvr.agents.trajectory import text_hash
-from rlvr.errors import ModelLoadError
+from rlvr.errors import ConfigError, ModelLoadError
 
-__all__ = ["VLLMAgent"]
+__all__ = ["VLLMAgent", "request_seed"]
+
+
+def request_seed(key: Sequence[int]) -> int:
+    """A 32-bit vLLM request seed mixed from any non-negative integers (run seed, row seed, ...):
+    never overflows, whatever the size of the run seed."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(k) % (1 << 64) for k in key]).generate_state(1, np.uint32)[0])
 
 
 def _import_vllm() -> Any:
@@ -78,14 +86,19 @@ class VLLMAgent:
     def act(self, messages: Messages) -> str:
         return self.act_batch([messages])[0].text
 
-    def act_batch(self, batch: Sequence[Messages]) -> list[Generation]:
+    def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
+        """One generation per conversation. ``seeds`` (one per conversation, e.g. from
+        :func:`~rlvr.agents.base.turn_seed`) make each sample a function of the agent's seed and its own
+        row seed, whatever else shares the batch; without them, of the agent's seed, the call count and
+        the row position."""
+        if seeds is not None and len(seeds) != len(batch):
+            raise ConfigError(f"act_batch got {len(seeds)} seeds for {len(batch)} conversations; give one per conversation")
         prompts = [self.encode(m) for m in batch]
         self._calls += 1
         # one seed per request: a shared seed would give identical prompts (a GRPO group) identical samples
-        params = [
-            self._vllm.SamplingParams(**self.sampling, seed=(self.seed * 1_000_003 + self._calls) * 4096 + j)
-            for j in range(len(prompts))
-        ]
+        keys = [[self.seed, int(s)] for s in seeds] if seeds is not None else [
+            [self.seed, self._calls, j] for j in range(len(prompts))]
+        params = [self._vllm.SamplingParams(**self.sampling, seed=request_seed(k)) for k in keys]
         outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
         gens = []
         for p, o in zip(prompts, outs):

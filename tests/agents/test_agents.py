@@ -146,3 +146,83 @@ def test_openai_agent_timeout_via_mock_transport():
     agent = OpenAIAgent("http://127.0.0.1/v1", "m", backoff_s=0.0, max_retries=1, transport=httpx.MockTransport(handler))
     with pytest.raises(AgentError, match="timed out"):
         agent.act([{"role": "user", "content": "x"}])
+
+
+# ----------------------------------------------------------------- per-episode seeding; module:Class agents
+
+
+def test_random_agent_episode_depends_on_its_seed_only():
+    env = gym.make("rlvr/GuessNumber-v0")
+    obs, _ = env.reset(seed=0)
+    fresh = RandomAgent(seed=3).bind(env)
+    fresh.start_episode(7)
+    used = RandomAgent(seed=3).bind(env)
+    for _ in range(5):  # an earlier episode consumed draws...
+        used.act(obs)
+    used.start_episode(7)  # ...which the reset to episode 7 forgets
+    assert [fresh.act(obs) for _ in range(6)] == [used.act(obs) for _ in range(6)]
+    other = RandomAgent(seed=3).bind(env)
+    other.start_episode(8)
+    assert [other.act(obs) for _ in range(6)] != [used.act(obs) for _ in range(6)]
+    assert RandomAgent(seed=3).bind(env) is not RandomAgent(seed=3).bind(env)
+
+
+def test_generate_passes_seeds_only_to_agents_that_take_them():
+    got = []
+
+    class Takes:
+        def act_batch(self, batch, seeds=None):
+            got.append(seeds)
+            return ["a"] * len(batch)
+
+    class Ignores:
+        def act_batch(self, batch):
+            return ["b"] * len(batch)
+
+    assert generate(Takes(), [[], []], seeds=[1, 2]) == [Generation("a")] * 2 and got == [[1, 2]]
+    assert generate(Ignores(), [[], []], seeds=[1, 2]) == [Generation("b")] * 2
+    with pytest.raises(ConfigError, match="2 seeds for 1 conversations"):
+        generate(Takes(), [[]], seeds=[1, 2])
+
+
+def test_hf_agent_row_seed_fixes_the_sample_whatever_the_batch():
+    pytest.importorskip("torch")
+    from _trainer_helpers import smollm2_tokenizer, tiny_llama
+
+    from rlvr.agents.hf import HFAgent
+
+    tok = smollm2_tokenizer()
+    agent = HFAgent(tiny_llama(tok), tok, temperature=1.0, max_new_tokens=5, seed=11)
+    m1 = [{"role": "user", "content": "Tell me a word."}]
+    m2 = [{"role": "user", "content": "A much longer prompt, so that the batch is left-padded for the first row."}]
+    alone = agent.act_batch([m1], seeds=[42])[0]
+    beside = agent.act_batch([m2, m1, m1], seeds=[1, 42, 43])
+    assert beside[1].completion_ids == alone.completion_ids
+    assert beside[2].completion_ids != alone.completion_ids  # same prompt, another row seed: another sample
+    assert agent.act_batch([m1], seeds=[42])[0].completion_ids == alone.completion_ids  # call count does not matter
+    again = HFAgent(agent.model, tok, temperature=1.0, max_new_tokens=5, seed=12)
+    assert again.act_batch([m1], seeds=[42])[0].completion_ids != alone.completion_ids  # the agent seed matters
+
+
+def _agent_module(tmp_path, monkeypatch):
+    (tmp_path / "my_agents.py").write_text(
+        "class NoAct:\n    pass\n\n"
+        "class NeedsModel:\n    def __init__(self, model, temperature=1.0):\n        self.model = model\n"
+        "    def act(self, messages):\n        return 'x'\n\n"
+        "class Broken:\n    def __init__(self):\n        raise RuntimeError('no GPU here')\n"
+        "    def act(self, messages):\n        return 'x'\n\n"
+        "def factory():\n    return NeedsModel('m')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_make_agent_module_class_errors(tmp_path, monkeypatch):
+    _agent_module(tmp_path, monkeypatch)
+    with pytest.raises(ConfigError, match=r"'my_agents:NoAct' built a NoAct with no act\(messages\) -> str method"):
+        make_agent("my_agents:NoAct")
+    with pytest.raises(ConfigError, match=r"'my_agents:NeedsModel' needs the argument\(s\) model, but --agent "
+                                          r"module:Class builds it with none"):
+        make_agent("my_agents:NeedsModel")
+    with pytest.raises(ConfigError, match=r"building agent 'my_agents:Broken' failed: RuntimeError: no GPU here"):
+        make_agent("my_agents:Broken")
+    assert make_agent("my_agents:factory").model == "m"  # a zero-argument factory function works
