@@ -12,6 +12,7 @@ from rlvr.agents.trainer.batch import group_advantages, reward_tables
 from rlvr.agents.trainer.config import Advantage, TrainConfig
 from rlvr.agents.trainer.sequences import TemplateRenderer, broadcast_turn_values, build_sequence
 from rlvr.agents.trainer.trainer import collect_groups, ppo_update, task_seeds, train, train_main
+from rlvr.errors import ConfigError
 
 ENV_KW = {"low": 1, "high": 2, "max_turns": 2}
 
@@ -328,3 +329,27 @@ def test_vllm_backend_flow_with_a_fake_engine(tmp_path, tok, monkeypatch):
     assert set(fake.loaded[0]) == {n for n, _ in model.named_parameters()}
     assert all(m["tokens/prompt_mismatch_turns"] == 0 for m in res.metrics)
     assert max(m["turns/mean"] for m in res.metrics) > 1  # some episodes went on after a tool call
+
+
+def test_vllm_row_seeds_fix_each_sample_whatever_the_batch(tmp_path, tok, monkeypatch):
+    """With per-row seeds a request's vLLM seed depends on the run seed and its own row seed only, and
+    stays a 32-bit value for any run seed (the old formula overflowed 64 bits above run seed ~4,500)."""
+    import sys
+
+    from rlvr.agents.vllm import VLLMAgent, request_seed
+
+    fake = _FakeVLLM(tok)
+    monkeypatch.setitem(sys.modules, "vllm", fake.module)
+    folder = tmp_path / "tiny"
+    answer_policy(tok).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    agent = VLLMAgent(str(folder), seed=10**12)
+    conv = [{"role": "user", "content": "hi"}]
+    agent.act_batch([conv, conv, conv], seeds=[7, 8, 9])
+    agent.act_batch([conv], seeds=[8])
+    (_, first), (_, alone) = [c for c in fake.calls if c[0] == "generate"]
+    assert alone == [first[1]] and len(set(first)) == 3
+    assert all(0 <= s < 2**32 for s in first)
+    assert request_seed([10**30, 5]) == request_seed([10**30, 5]) != request_seed([10**30, 6])
+    with pytest.raises(ConfigError, match="one per conversation"):
+        agent.act_batch([conv, conv], seeds=[1])

@@ -90,3 +90,54 @@ def test_every_field_has_a_docstring_shown_in_help():
 def test_to_dict_round_trips():
     c = TrainConfig(advantage="tempo", env_kwargs={"high": 5})
     assert TrainConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["rlvr/GuesNumber-v0"], r"unknown environment id 'rlvr/GuesNumber-v0' \(did you mean 'rlvr/GuessNumber-v0'\?\)"),
+    (["rlvr/GuessNumber-v0", "--env-kwargs", '{"hihg": 5}'],
+     r"rlvr/GuessNumber-v0 got an unknown keyword argument 'hihg' \(did you mean 'high'\?\)"),
+    (["rlvr/GuessNumber-v0", "--reward", "gated", "--gate-priority", "outcom"],
+     r"gate_priority: unknown reward component 'outcom' \(did you mean 'outcome'\?\); rlvr/GuessNumber-v0 declares"),
+    (["rlvr/GuessNumber-v0", "--outcome-components", "outcom"], r"outcome_components: unknown reward component"),
+    (["rlvr/GuessNumber-v0", "--reward-weights", '{"progres": 2}'],
+     r"reward_weights: unknown reward component 'progres' \(did you mean 'progress'\?\)"),
+    (["rlvr/GuessNumber-v0", "--env-kwargs", '{"low": 5, "high": 2}'], r"need integers low < high"),
+])
+def test_rlvr_train_fails_fast_before_any_model_loads(argv, message, tmp_path, monkeypatch, capsys):
+    """Through the real CLI entry: configuration errors exit 2 within 5 s and no model loading starts."""
+    import re
+    import time
+
+    import rlvr.agents.models
+    import rlvr.agents.trainer.trainer as trainer_mod
+    from rlvr.cli import main
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("model loading started before the configuration was checked")
+
+    monkeypatch.setattr(rlvr.agents.models, "load_model", no_loading)
+    monkeypatch.setattr(trainer_mod, "_load_policy", no_loading)
+    t0 = time.perf_counter()
+    code = main(["train", *argv, "--output-dir", str(tmp_path / "run"), "--no-plot"])
+    elapsed = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    assert code == 2 and re.search(message, err), err
+    assert elapsed < 5.0, elapsed
+
+
+def test_rlvr_train_binary_reports_a_bad_component_name_in_under_5_s(tmp_path):
+    """A fresh interpreter, as a user runs it: the check does not wait for torch to import."""
+    import subprocess
+    import sys
+    import time
+
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "rlvr.cli", "train", "rlvr/GuessNumber-v0", "--outcome-components",
+                           "outcome,evidence", "--output-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 2, proc.stderr
+    assert "outcome_components: unknown reward component 'evidence'" in proc.stderr
+    assert "rlvr/GuessNumber-v0 declares: format, tool_validity, progress, outcome" in proc.stderr
+    assert elapsed < 5.0, elapsed
+    assert not (tmp_path / "run").exists()  # nothing was started

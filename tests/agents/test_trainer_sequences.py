@@ -143,3 +143,40 @@ def test_token_exact_agent_continues_each_group_member_exactly(tok):
         assert agent.encode(conv) == expected
     agent.memory.clear()
     assert agent.encode(nxt[0]) == agent.__class__.__mro__[1].encode(agent, nxt[0])  # falls back to the template
+
+
+def test_turn_without_rollout_logprobs_raises_naming_trajectory_turn_and_agent(tok):
+    """No silent 0.0 old log-prob: the PPO ratio would be exp(logp - 0) on those tokens."""
+    from rlvr.agents.trajectory import ReproRecord
+
+    traj, p0, c0, c1 = _two_turn(tok)
+    traj.turns[1].logprobs = None
+    traj.task_id, traj.seed, traj.reset_info = "guess-1-9-7", 12, {"episode": 3}
+    traj.repro = ReproRecord("rlvr/GuessNumber-v0", 0, 12, "0.1.0", model_id="my-text-agent")
+    with pytest.raises(ConfigError) as e:
+        build_sequence(traj, TemplateRenderer(tok))
+    msg = str(e.value)
+    assert msg.startswith(f"task 'guess-1-9-7' (episode 3, seed 12, agent 'my-text-agent'), turn 1: {len(c1)} "
+                          "generated tokens but no rollout log-probs")
+    assert "the trainer's token-exact backends (HFBackend, VLLMBackend)" in msg
+
+
+def test_missing_logprobs_are_nan_only_when_explicitly_allowed(tok):
+    """Behaviour cloning takes no ratio and opts out; the gap is NaN, never a plausible 0.0."""
+    import math
+
+    traj, p0, c0, c1 = _two_turn(tok)
+    traj.turns[0].logprobs = None
+    seq = build_sequence(traj, TemplateRenderer(tok), require_logprobs=False)
+    (s0, e0), (s1, e1) = seq.turn_spans
+    assert all(math.isnan(x) for x in seq.old_logprobs[s0:e0])
+    assert seq.old_logprobs[s1:e1] == [-0.25] * len(c1)
+    assert not any(math.isnan(x) for i, x in enumerate(seq.old_logprobs) if not seq.loss_mask[i])
+
+
+def test_a_turn_that_generated_nothing_needs_no_logprobs(tok):
+    """A context overflow generates no tokens: there is nothing to take a ratio on."""
+    traj, p0, c0, c1 = _two_turn(tok)
+    traj.turns[1].completion_ids, traj.turns[1].logprobs = [], None
+    seq = build_sequence(traj, TemplateRenderer(tok))
+    assert seq.turn_spans[1][0] == seq.turn_spans[1][1] == len(seq)

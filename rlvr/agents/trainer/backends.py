@@ -76,8 +76,8 @@ class TokenExactHFAgent(HFAgent):
         ids = self.memory.continue_ids(messages)
         return ids if ids is not None else super().encode(messages)
 
-    def act_batch(self, batch: Sequence[Messages]) -> list[Generation]:
-        gens = super().act_batch(batch)
+    def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
+        gens = super().act_batch(batch, seeds)
         self.memory.remember(batch, gens)
         return gens
 
@@ -162,8 +162,8 @@ class VLLMBackend:
                 ids = self.memory.continue_ids(messages)
                 return ids if ids is not None else chat_prompt_ids(self.tokenizer, messages)
 
-            def act_batch(self, batch: Sequence[Messages]) -> list[Generation]:
-                gens = super().act_batch(batch)
+            def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
+                gens = super().act_batch(batch, seeds)
                 self.memory.remember(batch, gens)
                 return gens
 

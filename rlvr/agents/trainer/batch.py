@@ -2,7 +2,7 @@
 
 Pure functions over :class:`~rlvr.agents.trajectory.Trajectory` lists laid out group by group
 (rollouts ``g*G .. g*G+G-1`` share task ``g``). The trainer calls them in this order:
-:func:`reward_tables` -> :func:`group_advantages` -> :func:`advantage_stats`.
+:func:`drop_infra_groups` -> :func:`reward_tables` -> :func:`group_advantages` -> :func:`advantage_stats`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from rlvr.agents.rollout import infra_failure
 from rlvr.agents.trainer import advantages as adv
 from rlvr.agents.trainer.config import Advantage, RewardScheme, TrainConfig
 from rlvr.errors import ConfigError
 from rlvr.rewards.gated import GatedRewardAccumulation, RewardTier
 
-__all__ = ["RewardTables", "advantage_stats", "anchor_keys", "gate_tiers", "group_advantages", "reward_tables",
-           "turn_keys"]
+__all__ = ["RewardTables", "advantage_stats", "anchor_keys", "drop_infra_groups", "gate_tiers", "group_advantages",
+           "reward_tables", "turn_keys"]
 
 
 @dataclass
@@ -49,6 +50,30 @@ class RewardTables:
 
     def returns(self) -> np.ndarray:
         return (self.total() * self.mask).sum(axis=1)
+
+
+def drop_infra_groups(trajectories: Sequence[Any], group_size: int) -> tuple[list[Any], dict[str, float]]:
+    """Leave episodes ended by an infrastructure failure out of training, with their whole group.
+
+    An infra-failed episode says nothing about the policy (its reward is not the model's doing), and a
+    group that lost a member would compare the rest against a smaller, biased baseline, so every
+    group with such an episode is dropped. Returns the kept trajectories (still group by group) and
+    metrics: ``infra/episodes`` (infra-failed episodes), ``infra/groups_dropped``, ``infra/groups_kept``.
+    """
+    if group_size < 1 or len(trajectories) % group_size:
+        raise ConfigError(f"{len(trajectories)} trajectories do not make whole groups of {group_size}")
+    kept: list[Any] = []
+    failed = dropped = 0
+    for g in range(0, len(trajectories), group_size):
+        group = list(trajectories[g:g + group_size])
+        bad = sum(infra_failure(t) is not None for t in group)
+        failed += bad
+        if bad:
+            dropped += 1
+        else:
+            kept.extend(group)
+    return kept, {"infra/episodes": float(failed), "infra/groups_dropped": float(dropped),
+                  "infra/groups_kept": float(len(kept) // group_size)}
 
 
 def gate_tiers(config: TrainConfig, component_names: Sequence[str]) -> tuple[RewardTier, ...]:

@@ -96,11 +96,12 @@ class TrainConfig:
     reward: RewardScheme = RewardScheme.ENV
     """Reward scheme: ``env`` (weighted components summed), ``gated`` (G-RA) or ``info_gain`` (IGPO)."""
     reward_weights: dict[str, float] = field(default_factory=dict)
-    """Weight per reward component (JSON); unnamed components weigh 1.0. Also passed to the environment."""
+    """Weight per reward component (JSON); unnamed components weigh 1.0. Also passed to the environment.
+    Names must be components the environment declares."""
     outcome_components: list[str] = field(default_factory=lambda: ["outcome"])
-    """Components that form the trajectory outcome; the others are per-turn process rewards."""
+    """Components that form the trajectory outcome; the others are per-turn process rewards (declared names)."""
     gate_priority: list[str] = field(default_factory=lambda: ["outcome"])
-    """``gated``: components from highest to lowest priority; unlisted components come last."""
+    """``gated``: components from highest to lowest priority; unlisted components come last (declared names)."""
     gate_thresholds: list[float] = field(default_factory=lambda: [1.0])
     """``gated``: threshold per listed component; lower priorities count only when it reaches it."""
     ig_weight: float = 1.0
@@ -224,6 +225,34 @@ class TrainConfig:
                               "must have the same length (one threshold per gated component)")
         if "/" not in self.env:
             raise ConfigError(f"env must be an id like 'rlvr/GuessNumber-v0'; got {self.env!r}")
+        self.check_env()
+
+    def check_env(self) -> None:
+        """Check ``env`` and the names in ``env_kwargs`` and in every reward-component field.
+
+        Runs at construction, without building the environment or loading a model: the id must be
+        registered (did-you-mean over the registered ids), ``env_kwargs`` keys must be keyword
+        arguments the environment accepts, and the names in ``reward_weights``,
+        ``env_kwargs["reward_weights"]``, ``outcome_components`` and ``gate_priority`` must be reward
+        components the environment class declares (``reward_components``). Environments that are not
+        :class:`~rlvr.envs.core.AgentEnv` subclasses declare none, and their names are not checked.
+        Raises :class:`ConfigError`.
+        """
+        from rlvr.envs.core import AgentEnv
+        from rlvr.registry import check_env_args
+
+        cls = check_env_args(self.env, self.env_kwargs)
+        if not (isinstance(cls, type) and issubclass(cls, AgentEnv)):
+            return
+        env_weights = self.env_kwargs.get("reward_weights") or {}
+        if not isinstance(env_weights, dict):
+            raise ConfigError(f"env_kwargs['reward_weights'] must be a mapping of component name to weight; "
+                              f"got {env_weights!r}")
+        for where, names in (("reward_weights", self.reward_weights),
+                             ("env_kwargs['reward_weights']", env_weights),
+                             ("outcome_components", self.outcome_components),
+                             ("gate_priority", self.gate_priority)):
+            cls.check_reward_components(names, where)
 
     # --- derived settings --------------------------------------------------------------------
     @property

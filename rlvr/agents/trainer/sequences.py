@@ -15,6 +15,7 @@ training sees what the policy saw. ``turn_spans`` give each turn's ``[start, end
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,7 +100,8 @@ class TokenSequence:
     attention_mask: list[int]
     """1 on every token, environment output included (padding is added by :func:`collate`)."""
     old_logprobs: list[float]
-    """Rollout-policy log-probs on policy tokens, 0 elsewhere."""
+    """Rollout-policy log-probs on policy tokens, 0 elsewhere (NaN on policy tokens of turns without
+    log-probs, which only ``build_sequence(..., require_logprobs=False)`` accepts)."""
     turn_spans: list[tuple[int, int]]
     """``[start, end)`` of each turn's generated tokens."""
     prompt_mismatches: list[int] = field(default_factory=list)
@@ -121,13 +123,27 @@ class TokenSequence:
         return [s for s, _ in self.turn_spans]
 
 
-def build_sequence(trajectory: Any, renderer: TemplateRenderer) -> TokenSequence:
+def _describe(trajectory: Any) -> str:
+    """``task 'x' (episode 3, seed 12, agent 'm')`` for error messages."""
+    info = getattr(trajectory, "reset_info", None) or {}
+    repro = getattr(trajectory, "repro", None)
+    return (f"task {getattr(trajectory, 'task_id', '?')!r} (episode {info.get('episode', '?')}, "
+            f"seed {getattr(trajectory, 'seed', None)}, agent {getattr(repro, 'model_id', None)!r})")
+
+
+def build_sequence(trajectory: Any, renderer: TemplateRenderer, *, require_logprobs: bool = True) -> TokenSequence:
     """Build the token-exact sequence of a trajectory whose turns carry token ids.
 
     Turn 0 starts from its recorded ``prompt_ids``. After each turn but the last, the closing of
     the assistant message, the turn's observation messages and the next generation prompt are
     appended as environment tokens. A later turn's recorded ``prompt_ids`` that differ from the
     sequence built so far are reported in ``prompt_mismatches``.
+
+    Every turn that generated tokens must carry their rollout log-probs (the PPO ratio is taken
+    against them): a turn without them raises :class:`ConfigError` naming the trajectory, the turn
+    and the agent. ``require_logprobs=False`` is for uses that take no ratio (behaviour cloning): the
+    missing log-probs are then NaN in ``old_logprobs``, never a number that looks real. A turn that
+    generated no tokens (a context overflow) needs none.
     """
     turns = list(trajectory.turns)
     if not turns:
@@ -138,6 +154,12 @@ def build_sequence(trajectory: Any, renderer: TemplateRenderer) -> TokenSequence
                               "(HFAgent or the trainer's backends), not a text-only agent")
         if t.logprobs is not None and len(t.logprobs) != len(t.completion_ids):
             raise ConfigError(f"turn {t.index}: {len(t.logprobs)} log-probs for {len(t.completion_ids)} tokens")
+        if require_logprobs and t.logprobs is None and t.completion_ids:
+            raise ConfigError(
+                f"{_describe(trajectory)}, turn {t.index}: {len(t.completion_ids)} generated tokens but no "
+                "rollout log-probs; the PPO ratio needs the sampling policy's log-prob of every generated token. "
+                "Roll out with an agent that returns them: the trainer's token-exact backends (HFBackend, "
+                "VLLMBackend), HFAgent or VLLMAgent")
     ids = list(turns[0].prompt_ids)
     loss = [0] * len(ids)
     logps = [0.0] * len(ids)
@@ -149,7 +171,7 @@ def build_sequence(trajectory: Any, renderer: TemplateRenderer) -> TokenSequence
         start = len(ids)
         ids.extend(turn.completion_ids)
         loss.extend([1] * len(turn.completion_ids))
-        logps.extend(turn.logprobs if turn.logprobs is not None else [0.0] * len(turn.completion_ids))
+        logps.extend(turn.logprobs if turn.logprobs is not None else [math.nan] * len(turn.completion_ids))
         spans.append((start, len(ids)))
         if k + 1 < len(turns):
             cont = renderer.continuation_ids(turn.completion_ids, turn.observation)

@@ -26,13 +26,15 @@ SFT_SEED_OFFSET = 2_000_000  # demonstration tasks use seeds far from training a
 
 
 def _tokenise(traj: Trajectory, tokenizer: Any) -> Trajectory:
-    """Give a text-only trajectory token ids: the chat-template prompt, each action plus end token."""
+    """Give a text-only trajectory token ids: the chat-template prompt, each action plus end token.
+
+    The oracle sampled nothing, so its turns have no log-probs (``logprobs`` stays ``None``)."""
     prompt = tokenizer.apply_chat_template(traj.initial_messages, add_generation_prompt=True, tokenize=True)
     if isinstance(prompt, dict) or hasattr(prompt, "input_ids"):
         prompt = prompt["input_ids"]
     for turn in traj.turns:
         ids = list(tokenizer(turn.action, add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
-        turn.prompt_ids, turn.completion_ids, turn.logprobs = list(prompt), ids, [0.0] * len(ids)
+        turn.prompt_ids, turn.completion_ids, turn.logprobs = list(prompt), ids, None
     return traj
 
 
@@ -43,7 +45,8 @@ def demonstration_sequences(env: str, env_kwargs: dict[str, Any], tokenizer: Any
     if not trajs:
         raise ConfigError("the behaviour-cloning warm start needs at least one demonstration episode")
     renderer = TemplateRenderer(tokenizer)
-    return [build_sequence(_tokenise(t, tokenizer), renderer) for t in trajs]
+    # behaviour cloning takes no PPO ratio: the demonstrations need no rollout log-probs
+    return [build_sequence(_tokenise(t, tokenizer), renderer, require_logprobs=False) for t in trajs]
 
 
 def sft_warmup(model: Any, seqs: list[TokenSequence], *, steps: int, lr: float, pad_id: int,

@@ -25,7 +25,7 @@ import torch
 
 from rlvr.agents.rollout import rollout, summarize
 from rlvr.agents.trainer.backends import HFBackend, VLLMBackend
-from rlvr.agents.trainer.batch import advantage_stats, group_advantages, reward_tables
+from rlvr.agents.trainer.batch import advantage_stats, drop_infra_groups, group_advantages, reward_tables
 from rlvr.agents.trainer.config import RewardScheme, TrainConfig
 from rlvr.agents.trainer.losses import aggregate, entropy_from_logits, k3_kl, ppo_clip_loss, token_logprobs_from_logits
 from rlvr.agents.trainer.records import (MetricsLog, latest_checkpoint, load_checkpoint, peak_memory_mb,
@@ -222,7 +222,8 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     device = _device(config)
     autocast = _autocast(device, config.precision)
     torch.manual_seed(config.seed)
-    model, tokenizer = _load_policy(config, device, model, tokenizer)
+    # configuration errors surface before any model loads: the config checked names at construction,
+    # and building the environment once checks its values
     ckpt_root = out / "checkpoints"
     resume_path = latest_checkpoint(ckpt_root) if config.resume else None
     if config.resume and resume_path is None:
@@ -235,6 +236,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     # the environment's effective component weights (its defaults, overridden by the config)
     weights = {**getattr(probe.unwrapped, "reward_weights", {}), **config.reward_weights}
     probe.close()
+    model, tokenizer = _load_policy(config, device, model, tokenizer)
     norm_length = float(config.max_new_tokens * max_turns)  # Dr.GRPO's constant normaliser
     result = TrainResult(out)
     if resume_path is None:
@@ -283,6 +285,18 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     metrics = MetricsLog(out / "metrics.jsonl", resume_from_step=start)
     writer = TrajectoryWriter(out / "trajectories.jsonl") if config.save_trajectories else None
     G = config.group_size
+
+    def close_step(step: int, all_trajs: list, row: dict[str, Any]) -> None:
+        """Log the step's metrics, write its trajectories and checkpoint when due."""
+        metrics.append(row)
+        result.metrics.append(row)
+        if writer is not None:
+            for t in all_trajs:
+                t.reset_info["train_step"] = step
+                writer.write(t)
+        if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.steps:
+            save_checkpoint(ckpt_root, model, optimizer, step + 1, config.to_dict())
+
     try:
         for step in range(start, config.steps):
             t_step = time.perf_counter()
@@ -292,10 +306,21 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
             backend.reseed(config.seed * 1_000_003 + step)
             model.eval()
             with autocast():
-                trajs = collect_groups(config, backend.agent, task_seeds(config, step), env_kwargs)
+                all_trajs = collect_groups(config, backend.agent, task_seeds(config, step), env_kwargs)
             backend.clear()
             rollout_s = time.perf_counter() - t_step
-            gen_tokens = sum(len(t.completion_ids or []) for tr in trajs for t in tr.turns)
+            gen_tokens = sum(len(t.completion_ids or []) for tr in all_trajs for t in tr.turns)
+            # episodes ended by an infrastructure failure stay out of the batch, with their whole group
+            trajs, infra_stats = drop_infra_groups(all_trajs, G)
+            if infra_stats["infra/episodes"]:
+                say(f"step {step + 1}: {int(infra_stats['infra/episodes'])} episode(s) ended by an infrastructure "
+                    f"failure; {int(infra_stats['infra/groups_dropped'])} group(s) left out of the update")
+            if not trajs:  # nothing to learn from this step
+                close_step(step, all_trajs, {"step": step, "episodes": len(all_trajs), **infra_stats,
+                                             "perf/rollout_s": rollout_s, "perf/step_s": time.perf_counter() - t_step})
+                say(f"step {step + 1}/{config.steps}  (every group had an infrastructure failure: no update)")
+                continue
+            n_groups = len(trajs) // G
             # 2. token-exact sequences
             seqs = [build_sequence(t, renderer) for t in trajs]
             # 3. per-turn rewards (plus information gain per turn boundary)
@@ -317,7 +342,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
                 for t, (a, b) in enumerate(s.turn_spans):
                     token_counts[i, t] = b - a
             per_group, masks = [], []
-            for g in range(config.tasks_per_step):
+            for g in range(n_groups):
                 rows = slice(g * G, (g + 1) * G)
                 per_group.append(group_advantages(tables, rows, config, trajs, token_counts))
                 masks.append(tables.mask[rows])
@@ -333,9 +358,9 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
             update_s = time.perf_counter() - t_update
             # 6. metrics, trajectories, checkpoint
             returns = tables.returns()
-            summary = summarize(trajs)
+            summary = summarize(all_trajs)  # infra-failed episodes are counted apart, out of its means
             row: dict[str, Any] = {
-                "step": step, "episodes": len(trajs),
+                "step": step, "episodes": len(all_trajs), "episodes/trained": len(trajs), **infra_stats,
                 "reward/mean": float(returns.mean()), "reward/std": float(returns.std()),
                 "env_reward/mean": summary["mean_reward"], "success_rate": summary["success_rate"],
                 "turns/mean": summary["mean_turns"], "truncated_frac": summary["truncated"],
@@ -353,14 +378,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
             if gains is not None:
                 flat = [g for row_ in gains for g in row_]
                 row["reward/info_gain_mean"] = float(np.mean(flat)) if flat else 0.0
-            metrics.append(row)
-            result.metrics.append(row)
-            if writer is not None:
-                for t in trajs:
-                    t.reset_info["train_step"] = step
-                    writer.write(t)
-            if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.steps:
-                save_checkpoint(ckpt_root, model, optimizer, step + 1, config.to_dict())
+            close_step(step, all_trajs, row)
             say(f"step {step + 1}/{config.steps}  reward {row['reward/mean']:+.3f}  success {row['success_rate']:.2f}  "
                 f"zero-adv groups {row['adv/zero_group_frac']:.2f}  loss {row['loss/policy']:+.4f}  "
                 f"kl {row['loss/kl']:.4f}  clip {row['loss/clip_frac']:.3f}  {row['perf/step_s']:.1f}s"
