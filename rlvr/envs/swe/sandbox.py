@@ -1,20 +1,27 @@
 """Sandboxes: isolated places to run an agent's commands against a repository work tree.
 
-Two backends share one interface, :class:`Sandbox`:
+This module holds what every backend shares: :class:`SandboxConfig`, :class:`ExecResult`, the
+:class:`Sandbox` and :class:`Backend` interfaces, :func:`make_backend`, tar helpers, owner labels and
+the maintenance scripts run inside sandboxes. The backends live next to it, one concern each:
 
-* :class:`DockerBackend` (default): one container per sandbox through the ``docker`` SDK. No network
-  (``network_mode="none"``), memory / pids / CPU limits, every capability dropped,
-  ``no-new-privileges``, a read-only root filesystem, the unprivileged user ``agent`` (uid 1000), a
-  writable work tree on a volume at ``/testbed`` and small ``tmpfs`` mounts for ``/tmp`` and the home
-  directory. Files move in and out as tar archives. Every container carries the labels
-  ``rlvr.managed`` and ``rlvr.owner`` (host, pid and start time of the owning process) so that
-  :func:`reap_leaked` can remove containers left behind by a process that died.
-* :class:`BwrapBackend` (fallback without Docker): ``bubblewrap`` namespaces with a read-only root,
-  a writable work tree bound at ``/testbed``, no network, rlimits instead of cgroups. The root is the
-  sandbox runtime: the base image's own file system (Debian's python3, pytest and git), unpacked by
-  ``containers/provision.sh`` into :func:`default_bwrap_rootfs`, never the host's interpreter.
-  Weaker isolation: no memory or pids cgroup (RLIMIT_NPROC is ignored for root), the host kernel is
-  shared, and processes never outlive one command or their driver (``--die-with-parent``).
+* :mod:`~rlvr.envs.swe.docker_backend`: :class:`DockerBackend` (default), one container per sandbox
+  through the ``docker`` SDK. No network (``network_mode="none"``), memory / pids / CPU limits, every
+  capability dropped, ``no-new-privileges``, a read-only root filesystem, the unprivileged user
+  ``agent`` (uid 1000), a writable work tree on a volume at ``/testbed`` and small ``tmpfs`` mounts
+  for ``/tmp`` and the home directory. Files move in and out as tar archives. Every container carries
+  the labels ``rlvr.managed`` and ``rlvr.owner`` (host, pid and start time of the owning process) so
+  that :func:`reap_leaked` can remove containers left behind by a process that died.
+* :mod:`~rlvr.envs.swe.attach`: the framing of the attach transport the Docker sandboxes use.
+* :mod:`~rlvr.envs.swe.bwrap_backend`: :class:`BwrapBackend` (fallback without Docker),
+  ``bubblewrap`` namespaces with a read-only root, a writable work tree bound at ``/testbed``, no
+  network, rlimits instead of cgroups. The root is the sandbox runtime: the base image's own file
+  system (Debian's python3, pytest and git), unpacked by ``containers/provision.sh`` into
+  :func:`default_bwrap_rootfs`, never the host's interpreter. Weaker isolation: no memory or pids
+  cgroup (RLIMIT_NPROC is ignored for root), the host kernel is shared, and processes never outlive
+  one command or their driver (``--die-with-parent``).
+
+Every name in ``__all__`` can be imported from here; the backend classes load (with their modules)
+on first use, so importing this module needs neither the docker SDK nor bubblewrap.
 
 Sandboxes die with their driver: a Docker sandbox's PID 1 exits when the attached stdin its driver
 holds reaches end of file (the engine closes it when the driver exits or is killed, even by SIGKILL)
@@ -33,25 +40,20 @@ Engine and container failures raise :class:`~rlvr.envs.swe.errors.SandboxLost` o
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
 import posixpath
-import shutil
 import socket
-import subprocess
 import tarfile
-import tempfile
-import threading
 import time
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
-from rlvr.envs.swe.errors import EngineUnavailable, ImageError, SandboxError, SandboxLost
-from rlvr.envs.swe.runner import MAGIC as _MAGIC
+from rlvr.envs.swe.errors import EngineUnavailable, SandboxError, SandboxLost
 from rlvr.envs.swe.runner import SENTINEL
 from rlvr.errors import ConfigError
 
@@ -506,526 +508,11 @@ class Backend(ABC):
         return None
 
 
-# =========================================================================== docker
-def _docker_errors():
-    import docker.errors
-    import requests.exceptions
-
-    return docker.errors, requests.exceptions
-
-
-class DockerSandbox(Sandbox):
-    """A sandbox backed by one container (see the module docstring for its isolation)."""
-
-    backend_name = "docker"
-
-    def __init__(self, backend: "DockerBackend", image: str, config: SandboxConfig) -> None:
-        super().__init__(image, config)
-        self.backend = backend
-        self.api = backend.client.api
-        derr, _ = _docker_errors()
-        tmp = f"size={config.tmp_size}"
-        try:
-            backend.client.api.inspect_image(image)  # never pull: there is no registry
-            container = backend.client.containers.create(
-                image,
-                ["python3", RUNNER_PATH, *(["--serve"] if config.transport == "attach" else ["--init", "--lifeline"])],
-                # The attached stdin is the container's lifeline: with detach=False the SDK sets StdinOnce,
-                # so the engine closes it when this process closes the sandbox, exits or is killed, and
-                # PID 1 then exits (see runner.py); auto_remove then deletes the container and its volume.
-                stdin_open=True,
-                detach=False,
-                auto_remove=True,
-                log_config={"type": "none"},
-                user=f"{AGENT_UID}:{AGENT_UID}",
-                network_mode="none",
-                read_only=True,
-                tmpfs={"/tmp": f"{tmp},mode=1777", HOME: f"{tmp},uid={AGENT_UID},gid={AGENT_UID},mode=0755"},
-                mounts=[_volume_mount()],
-                mem_limit=config.memory,
-                memswap_limit=config.memory,
-                pids_limit=config.pids,
-                nano_cpus=int(config.cpus * 1e9),
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                labels={LABEL_MANAGED: "1", LABEL_OWNER: owner_label()},
-                working_dir=WORKDIR,
-                environment={"HOME": HOME, "USER": "agent", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-                             "PIP_NO_INDEX": "1", "TERM": "dumb"},
-                hostname="sandbox",
-                stop_signal="SIGKILL",
-            )
-        except derr.ImageNotFound as e:
-            raise ImageError(f"image {image!r} does not exist; build it with rlvr.envs.swe.images "
-                             "(ensure_env_image) or containers/build_base.sh") from e
-        except derr.APIError as e:
-            raise SandboxError(f"could not start a container from {image!r}: {e.explanation or e}") from e
-        except _docker_errors()[1].ConnectionError as e:
-            raise EngineUnavailable(_ENGINE_HINT) from e
-        self.container = container
-        self.id = container.id
-        self._sock: Any = None
-        self._lifeline: Any = None
-        self._lock = threading.Lock()
-        try:
-            container.start()
-        except derr.APIError as e:
-            self._destroy()
-            raise SandboxError(f"could not start a container from {image!r}: {e.explanation or e}") from e
-        try:
-            # hold the lifeline from the start: a driver killed before its first command leaks nothing
-            if config.transport == "attach":
-                self._channel()
-            else:
-                self._lifeline = self._call(self.api.attach_socket, self.id, params={"stdin": 1, "stream": 1})
-            time.sleep(0.02)
-            container.reload()
-            status, logs = container.status, ""
-        except (SandboxError, derr.NotFound):
-            status, logs = "exited", ""
-        if status == "running":
-            return
-        try:
-            logs = container.logs(tail=20).decode(errors="replace")
-        except derr.DockerException:
-            pass  # already removed (auto_remove)
-        self._destroy()
-        raise ImageError(f"a container from {image!r} exited at once ({status}); the image needs "
-                         f"python3 and the runner at {RUNNER_PATH} (build it with rlvr.envs.swe.images). "
-                         f"Logs: {logs.strip()[-400:]}")
-
-    # ---------------------------------------------------------------- attach transport
-    def _channel(self) -> Any:
-        if self._sock is None:
-            # attaching to a stopped container would wait for it to start again: check first
-            state = self._call(self.api.inspect_container, self.id)["State"]
-            if not state.get("Running"):
-                self.broken = True
-                raise SandboxLost(f"container {self.id[:12]} is not running ({state.get('Status')})")
-            self._sock = self._call(self.api.attach_socket, self.id,
-                                    params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-        return self._sock
-
-    def _lost(self, why: str, cause: BaseException | None = None) -> SandboxError:
-        self.broken = True
-        self._close_channel()
-        try:
-            self.backend.client.ping()
-        except Exception:  # noqa: BLE001 - any failure here means the engine itself is gone
-            return EngineUnavailable(_ENGINE_HINT)
-        return SandboxLost(f"container {self.id[:12]} {why}")
-
-    def _close_channel(self) -> None:
-        """Close the command channel (and the exec transport's lifeline): PID 1 then exits."""
-        for name in ("_sock", "_lifeline"):
-            sock = getattr(self, name, None)
-            setattr(self, name, None)
-            if sock is not None:
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-
-    def _request(self, argv: Sequence[str], opts: Mapping[str, float], workdir: str,
-                 env: Mapping[str, str] | None, timeout_s: float) -> tuple[dict[str, Any], bytes]:
-        from docker.utils.socket import next_frame_header, read_exactly, SocketError
-
-        self._check_open()
-        nonce = uuid.uuid4().hex
-        line = json.dumps({"argv": list(argv), "opts": dict(opts), "cwd": workdir, "env": dict(env or {}),
-                           "nonce": nonce}).encode() + b"\n"
-        with self._lock:
-            sock = self._channel()
-            buf = bytearray()
-            try:
-                sock._sock.settimeout(timeout_s)
-                sock._sock.sendall(line)
-                while True:
-                    stream, size = next_frame_header(sock)
-                    if size < 0:
-                        raise self._lost("closed its command channel (it died or the engine restarted)")
-                    data = read_exactly(sock, size) if size else b""
-                    if stream != 1:
-                        continue  # stderr of PID 1: not part of any answer
-                    buf += data
-                    while True:
-                        at = buf.find(_MAGIC)
-                        if at < 0:
-                            break
-                        end = buf.find(b"\n", at)
-                        if end < 0:
-                            break
-                        header = json.loads(bytes(buf[at + len(_MAGIC):end]))
-                        need = end + 1 + int(header.get("len", 0))
-                        if len(buf) < need:
-                            break
-                        payload = bytes(buf[end + 1:need])
-                        del buf[:need]
-                        if header.get("nonce") == nonce:
-                            if "error" in header:
-                                raise SandboxLost(f"container {self.id[:12]} refused a command: {header['error']}")
-                            return header, payload
-            except (socket.timeout, TimeoutError) as e:
-                raise self._lost(f"did not answer within {timeout_s:g} s (wedged)", e) from e
-            except (OSError, SocketError, ValueError) as e:
-                raise self._lost(f"lost its command channel ({type(e).__name__}: {e})", e) from e
-
-    def _run(self, argv, timeout, max_bytes, tail_bytes, workdir, env):
-        if self.config.transport != "attach":
-            return super()._run(argv, timeout, max_bytes, tail_bytes, workdir, env)
-        opts = {"timeout": timeout, "max-bytes": max_bytes, "tail-bytes": -1 if tail_bytes is None else tail_bytes}
-        start = time.monotonic()
-        info, out = self._request(argv, opts, workdir, env, timeout + 30)
-        return ExecResult(int(info["exit_code"]), out.decode("utf-8", errors="replace"), bool(info["timed_out"]),
-                          bool(info["truncated"]), int(info["output_bytes"]), bool(info["killed_for_output"]),
-                          time.monotonic() - start)
-
-    def _call(self, fn, *args, **kwargs):
-        derr, rexc = _docker_errors()
-        try:
-            return fn(*args, **kwargs)
-        except derr.NotFound as e:
-            self.broken = True
-            raise SandboxLost(f"container {self.id[:12]} is gone (killed, removed or the engine restarted)") from e
-        except derr.APIError as e:
-            self.broken = True
-            raise SandboxLost(f"container {self.id[:12]} cannot run commands: {e.explanation or e}") from e
-        except rexc.ConnectionError as e:
-            self.broken = True
-            raise EngineUnavailable(_ENGINE_HINT) from e
-        except (rexc.ReadTimeout, socket.timeout) as e:
-            self.broken = True
-            raise SandboxLost(f"container {self.id[:12]} did not answer in time (wedged engine or container)") from e
-
-    def _exec_raw(self, argv, *, workdir, env, timeout_s):
-        if self.config.transport == "attach":
-            opts = {"timeout": timeout_s, "max-bytes": 64 << 20, "tail-bytes": 0}
-            info, out = self._request(argv, opts, workdir, env, timeout_s + 30)
-            if info["timed_out"]:
-                self.broken = True
-                raise SandboxLost(f"maintenance command timed out after {timeout_s:g} s in {self.id[:12]}")
-            return int(info["exit_code"]), out
-        exec_id = self._call(self.api.exec_create, self.id, list(argv), user=f"{AGENT_UID}:{AGENT_UID}",
-                             workdir=workdir, environment=dict(env or {}))["Id"]
-        out = self._call(self.api.exec_start, exec_id)
-        rc = self._call(self.api.exec_inspect, exec_id).get("ExitCode")
-        if rc is None:
-            self.broken = True
-            raise SandboxLost(f"command in container {self.id[:12]} did not finish (engine lost it)")
-        return int(rc), out or b""
-
-    def put_archive(self, dest, data):
-        self._check_open()
-        if not self._call(self.api.put_archive, self.id, dest, data):
-            raise SandboxLost(f"could not write files into {dest} of container {self.id[:12]}")
-
-    def get_archive(self, path):
-        self._check_open()
-        derr, _ = _docker_errors()
-        try:
-            stream, _stat = self.api.get_archive(self.id, path)
-        except derr.NotFound as e:
-            if self.alive():
-                raise FileNotFoundError(path) from e
-            self.broken = True
-            raise SandboxLost(f"container {self.id[:12]} is gone") from e
-        except Exception as e:  # noqa: BLE001 - mapped to the sandbox error tree
-            return self._call(_raise, e)
-        return b"".join(stream)
-
-    def alive(self) -> bool:
-        if self.closed:
-            return False
-        derr, rexc = _docker_errors()
-        try:
-            return self.api.inspect_container(self.id)["State"]["Running"]
-        except (derr.DockerException, rexc.RequestException):
-            return False
-
-    def _destroy(self) -> None:
-        self._close_channel()
-        derr, rexc = _docker_errors()
-        try:
-            self.api.remove_container(self.id, force=True, v=True)
-        except derr.NotFound:
-            pass
-        except derr.APIError as e:
-            if "in progress" not in str(e):
-                return  # the reaper removes it later
-            # the container exited (its lifeline closed) and the engine is removing it: wait for that
-            deadline = time.monotonic() + 10.0
-            while time.monotonic() < deadline:
-                try:
-                    self.api.inspect_container(self.id)
-                except (derr.DockerException, rexc.RequestException):
-                    return
-                time.sleep(0.02)
-        except (derr.DockerException, rexc.RequestException):
-            pass  # engine down: the reaper removes it once the engine is back
-
-
-def _raise(e: BaseException):
-    raise e
-
-
-def _volume_mount():
-    from docker.types import Mount
-
-    return Mount(target=WORKDIR, source=None, type="volume")
-
-
-_ENGINE_HINT = ("no Docker engine answers. Start one (as root: containers/provision.sh, which installs docker.io "
-                "and runs 'dockerd --bridge=none --iptables=false'), or use backend='bwrap'")
-
-
-class DockerBackend(Backend):
-    """Sandboxes as Docker containers.
-
-    Args:
-        client: a ``docker.DockerClient`` (default: ``docker.from_env``).
-        config: default :class:`SandboxConfig` of the sandboxes it creates.
-        reap: remove leaked rlvr containers of dead processes when the backend starts.
-    """
-
-    name = "docker"
-
-    def __init__(self, client: Any = None, config: SandboxConfig | None = None, *, reap: bool = True) -> None:
-        self.config = config or SandboxConfig()
-        try:
-            import docker
-        except ImportError as e:
-            raise EngineUnavailable("the docker SDK is missing: pip install 'rlvr-gym[swe]' (or docker>=7)") from e
-        _, rexc = _docker_errors()
-        try:
-            self.client = client or docker.from_env(timeout=int(self.config.client_timeout_s))
-            self.client.ping()
-        except (docker.errors.DockerException, rexc.RequestException) as e:
-            raise EngineUnavailable(f"{_ENGINE_HINT} ({type(e).__name__}: {e})") from e
-        self._lock = threading.Lock()
-        if reap:
-            reap_leaked(self.client)
-
-    def create(self, image: str, config: SandboxConfig | None = None) -> DockerSandbox:
-        return DockerSandbox(self, image, config or self.config)
-
-    def image_id(self, image: str) -> str | None:
-        derr, _ = _docker_errors()
-        try:
-            return self.client.api.inspect_image(image)["Id"]
-        except derr.ImageNotFound:
-            return None
-
-    def reap_leaked(self) -> list[str]:
-        """Remove containers of dead owners on this host (see :func:`reap_leaked`)."""
-        return reap_leaked(self.client)
-
-    def containers(self, *, all_owners: bool = False) -> list[dict[str, Any]]:
-        """The rlvr-managed containers (those of this process unless ``all_owners``) as the engine lists
-        them (``Id``, ``Labels``, ``State``, ...)."""
-        return _managed(self.client, None if all_owners else owner_label())
-
-
-def _managed(client: Any, owner: str | None = None) -> list[dict[str, Any]]:
-    """rlvr containers (of ``owner`` when given), listed in one engine call: containers that remove
-    themselves meanwhile cannot break the listing, as the SDK's per-container look-ups would."""
-    labels = [f"{LABEL_MANAGED}=1"] + ([f"{LABEL_OWNER}={owner}"] if owner else [])
-    return client.api.containers(all=True, filters={"label": labels})
-
-
-def reap_leaked(client: Any = None) -> list[str]:
-    """Remove rlvr containers (and their volumes) whose owning process on this host is dead.
-
-    Returns the ids removed. Safe to call at any time: containers of live processes, and of other
-    hosts sharing the engine, are left alone.
-    """
-    import docker
-
-    client = client or docker.from_env()
-    removed = []
-    for c in _managed(client):
-        owner = (c.get("Labels") or {}).get(LABEL_OWNER, "")
-        if _owner_alive(owner):
-            continue
-        try:
-            client.api.remove_container(c["Id"], force=True, v=True)
-            removed.append(c["Id"])
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as e:
-            if "already in progress" not in str(e):
-                raise
-    return removed
-
-
-# =========================================================================== bubblewrap
-class BwrapSandbox(Sandbox):
-    """A sandbox made of host directories mounted into ``bwrap`` namespaces for each command.
-
-    Weaker than a container: no memory or pids cgroups (rlimits only), the host kernel and a shared
-    read-only root filesystem; no network (own network namespace); processes end with their command.
-    """
-
-    backend_name = "bwrap"
-
-    def __init__(self, backend: "BwrapBackend", image: str, config: SandboxConfig) -> None:
-        super().__init__(image, config)
-        self.backend = backend
-        self.root = Path(tempfile.mkdtemp(prefix=_BWRAP_PREFIX))
-        self.id = uuid.uuid4().hex
-        self.dirs = {WORKDIR: self.root / "testbed", "/tmp": self.root / "tmp", HOME: self.root / "home"}
-        for d in self.dirs.values():
-            d.mkdir()
-        (self.root / "owner").write_text(owner_label())
-
-    def _host_path(self, path: str) -> Path:
-        norm = posixpath.normpath(path)
-        for prefix, host in self.dirs.items():
-            if norm == prefix or norm.startswith(prefix + "/"):
-                return host / norm[len(prefix):].lstrip("/")
-        raise SandboxError(f"{path!r} is outside the sandbox's writable directories ({', '.join(self.dirs)})")
-
-    def _exec_raw(self, argv, *, workdir, env, timeout_s):
-        if self.closed or not self.root.exists():
-            self.broken = True
-            raise SandboxLost(f"bwrap sandbox {self.id[:12]} was removed")
-        b = self.backend
-        cmd = [b.bwrap, "--unshare-all", "--die-with-parent", "--new-session", *b.root_args,
-               "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run", "--ro-bind", b.runner, RUNNER_PATH_BWRAP,
-               "--bind", str(self.dirs["/tmp"]), "/tmp", "--bind", str(self.dirs[HOME]), HOME,
-               "--bind", str(self.dirs[WORKDIR]), WORKDIR, "--uid", str(AGENT_UID), "--gid", str(AGENT_UID),
-               "--hostname", "sandbox", "--chdir", workdir, "--clearenv"]
-        full_env = {"PATH": b.path, "HOME": HOME, "USER": "agent", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-                    "PIP_NO_INDEX": "1", "TERM": "dumb", **(env or {})}
-        for k, v in full_env.items():
-            cmd += ["--setenv", k, v]
-        argv = [RUNNER_PATH_BWRAP if a == RUNNER_PATH else a for a in argv]
-        try:
-            proc = subprocess.run(cmd + ["--"] + argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired as e:
-            raise SandboxLost(f"bwrap sandbox {self.id[:12]} did not answer within {timeout_s:g} s") from e
-        return proc.returncode, proc.stdout
-
-    def _runner_limits(self) -> list[str]:
-        return ["--rlimit-as", str(self.config.memory_bytes), "--rlimit-nproc", str(self.config.pids),
-                "--rlimit-fsize", str(_parse_size(self.config.tmp_size) * 4)]
-
-    def put_archive(self, dest, data):
-        self._check_open()
-        target = self._host_path(dest)
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
-            tf.extractall(target, filter="data")
-
-    def get_archive(self, path):
-        self._check_open()
-        host = self._host_path(path)
-        if not host.exists() and not host.is_symlink():
-            raise FileNotFoundError(path)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tf:
-            tf.add(host, arcname=posixpath.basename(path.rstrip("/")) or ".", recursive=True)
-        return buf.getvalue()
-
-    def alive(self) -> bool:
-        return not self.closed and self.root.exists()
-
-    def _destroy(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-RUNNER_PATH_BWRAP = "/run/rlvr-exec"
-_BWRAP_PREFIX = "rlvr-bwrap-"
-ROOTFS_STAMP = ".rlvr-image-id"
-
-
-def default_bwrap_rootfs() -> Path:
-    """Where ``containers/provision.sh`` unpacks the sandbox runtime for the bubblewrap backend:
-    ``$RLVR_BWRAP_ROOTFS``, else ``sandbox-rootfs`` in the rlvr cache (``$RLVR_CACHE``, default
-    ``$XDG_CACHE_HOME/rlvr`` or ``~/.cache/rlvr``)."""
-    explicit = os.environ.get("RLVR_BWRAP_ROOTFS")
-    if explicit:
-        return Path(explicit)
-    cache = os.environ.get("RLVR_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "rlvr")
-    return Path(cache) / "sandbox-rootfs"
-
-
-class BwrapBackend(Backend):
-    """Sandboxes as ``bubblewrap`` namespaces (fallback when no Docker engine is available).
-
-    Args:
-        rootfs: the read-only root filesystem. Default: the sandbox runtime at
-            :func:`default_bwrap_rootfs`, the base image's file system (python3, pytest, git) that
-            ``containers/provision.sh`` (run by ``make test``) unpacks there, so commands never depend on
-            what the host happens to have installed. ``"/"`` shares the host's root instead (its
-            ``python3`` must then have pytest).
-        extra_path: directories put first on ``PATH`` inside (default: none).
-        config: default :class:`SandboxConfig`.
-        reap: remove sandbox directories of dead owners when the backend starts.
-    """
-
-    name = "bwrap"
-
-    def __init__(self, rootfs: str | os.PathLike[str] | None = None, *, extra_path: Sequence[str] | None = None,
-                 config: SandboxConfig | None = None, reap: bool = True) -> None:
-        self.bwrap = shutil.which("bwrap") or ""
-        if not self.bwrap:
-            raise EngineUnavailable("bubblewrap is missing: install it with 'apt-get install -y bubblewrap'")
-        if rootfs is None:
-            rootfs = default_bwrap_rootfs()
-            if not Path(rootfs, "usr", "bin", "python3").exists():
-                raise EngineUnavailable(
-                    f"the bubblewrap sandbox runtime is missing: expected a root file system with python3 and pytest "
-                    f"at {str(rootfs)!r}. Create it with 'bash containers/provision.sh' (as root; 'make test' runs it), "
-                    "point RLVR_BWRAP_ROOTFS at one, or pass rootfs='/' to use the host's own root")
-        self.rootfs = str(rootfs)
-        if not Path(self.rootfs, "bin").exists():
-            raise ConfigError(f"rootfs {self.rootfs!r} does not look like a root filesystem (no bin/)")
-        self.config = config or SandboxConfig()
-        self.runner = str(Path(__file__).with_name("runner.py"))
-        extra_path = list(extra_path or [])
-        self.path = ":".join([*extra_path, "/usr/local/bin", "/usr/bin", "/bin"])
-        # The new root is a tmpfs holding read-only binds of the rootfs's top-level entries, so that
-        # mount points such as /testbed and /home/agent can be created in it.
-        self.root_args: list[str] = []
-        skip = {"proc", "dev", "sys", "tmp", "run", "home", "testbed", "mnt", "media", "lost+found"}
-        for entry in sorted(os.scandir(self.rootfs), key=lambda e: e.name):
-            if entry.name in skip:
-                continue
-            if entry.is_symlink():
-                self.root_args += ["--symlink", os.readlink(entry.path), "/" + entry.name]
-            elif entry.is_dir():
-                self.root_args += ["--ro-bind", entry.path, "/" + entry.name]
-        probe = subprocess.run([self.bwrap, "--unshare-all", *self.root_args, "--dev", "/dev",
-                                "--proc", "/proc", "true"], capture_output=True, text=True, check=False)
-        if probe.returncode != 0:
-            raise EngineUnavailable(f"bubblewrap cannot create namespaces here: {probe.stderr.strip()} "
-                                    "(unprivileged user namespaces may be disabled)")
-        if reap:
-            self.reap_leaked()
-
-    def reap_leaked(self) -> list[str]:
-        """Remove the directories of bubblewrap sandboxes whose owning process on this host is dead.
-
-        Their processes are already gone (``--die-with-parent``); this frees the disk they used.
-        Returns the removed directories."""
-        removed = []
-        for d in Path(tempfile.gettempdir()).glob(_BWRAP_PREFIX + "*"):
-            try:
-                owner = (d / "owner").read_text()
-            except OSError:
-                continue
-            if not _owner_alive(owner):
-                shutil.rmtree(d, ignore_errors=True)
-                removed.append(str(d))
-        return removed
-
-    def create(self, image: str = "host", config: SandboxConfig | None = None) -> BwrapSandbox:
-        return BwrapSandbox(self, image, config or self.config)
-
-
 def make_backend(kind: Literal["docker", "bwrap", "auto"] = "docker", **kwargs: Any) -> Backend:
     """A backend by name; ``"auto"`` tries Docker first, then bubblewrap."""
+    from rlvr.envs.swe.bwrap_backend import BwrapBackend
+    from rlvr.envs.swe.docker_backend import DockerBackend
+
     if kind == "docker":
         return DockerBackend(**kwargs)
     if kind == "bwrap":
@@ -1037,3 +524,29 @@ def make_backend(kind: Literal["docker", "bwrap", "auto"] = "docker", **kwargs: 
             return BwrapBackend(**{k: v for k, v in kwargs.items() if k in ("rootfs", "extra_path", "config", "reap")})
     raise ConfigError(f"backend must be 'docker', 'bwrap' or 'auto', got {kind!r}")
 
+
+# --------------------------------------------------------------------------- names of the backend modules
+if TYPE_CHECKING:
+    from rlvr.envs.swe.bwrap_backend import BwrapBackend, BwrapSandbox, default_bwrap_rootfs
+    from rlvr.envs.swe.docker_backend import DockerBackend, DockerSandbox, reap_leaked
+
+# Names that live in the backend modules, importable from here; loaded on first access (PEP 562) so
+# that this module imports neither backend (the backends import it).
+_LAZY = {
+    "DockerBackend": "docker_backend", "DockerSandbox": "docker_backend", "reap_leaked": "docker_backend",
+    "_managed": "docker_backend", "BwrapBackend": "bwrap_backend", "BwrapSandbox": "bwrap_backend",
+    "default_bwrap_rootfs": "bwrap_backend", "RUNNER_PATH_BWRAP": "bwrap_backend", "ROOTFS_STAMP": "bwrap_backend",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of a backend module, imported on first access."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"rlvr.envs.swe.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazily imported ones included."""
+    return sorted([*globals(), *_LAZY])

@@ -1,6 +1,6 @@
 """Test seams for the SWE sandbox layer: engine checks that honour CI, and leak accounting.
 
-``require_docker()`` returns a :class:`~rlvr.envs.swe.sandbox.DockerBackend`, or skips the calling
+``require_docker()`` returns a :class:`~rlvr.envs.swe.docker_backend.DockerBackend`, or skips the calling
 test when no engine answers; when the ``CI`` environment variable is set, a missing engine fails the
 test instead (CI starts a real engine, so its absence is a bug).
 """
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 
+from rlvr.envs.swe.bwrap_backend import BwrapBackend
+from rlvr.envs.swe.docker_backend import DockerBackend
 from rlvr.envs.swe.errors import EngineUnavailable
-from rlvr.envs.swe.sandbox import BwrapBackend, DockerBackend
 
 __all__ = ["require_docker", "require_bwrap", "in_ci", "leaked_containers"]
 
@@ -49,6 +50,7 @@ def require_bwrap(**kwargs) -> BwrapBackend:
 
 def leaked_containers(backend: DockerBackend, owner: str | None = None) -> list[str]:
     """Ids of rlvr containers owned by ``owner`` (default: this process) that still exist."""
-    from rlvr.envs.swe.sandbox import _managed, owner_label
+    from rlvr.envs.swe.docker_backend import _managed
+    from rlvr.envs.swe.sandbox import owner_label
 
     return [c["Id"] for c in _managed(backend.client, owner or owner_label())]
