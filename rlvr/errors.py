@@ -1,17 +1,33 @@
 """Exceptions and typed error causes.
 
-Exception tree (everything rlvr raises on purpose derives from :class:`RLVRError`)::
+Exception tree: every exception class rlvr defines derives from :class:`RLVRError` and is named here
+(``tests/test_errors.py`` checks both)::
 
     RLVRError
-    ├── ConfigError (also ValueError)   bad configuration or keyword arguments; raised before work starts
+    ├── ConfigError (also ValueError)   bad configuration, keyword arguments or input files; raised before work starts
+    │   └── rlvr.envs.swe.errors.TaskError        a SWE task record is malformed or its repository / image is missing
     ├── ModelLoadError                  a model or tokenizer could not be located, verified or loaded
     ├── AgentError                      an agent backend failed (server down, bad response, timeouts exhausted)
     ├── NoOracleError                   an environment has no gold action for its current state
     ├── EpisodeStateError (also RuntimeError)  step() after the episode ended, or before reset()
+    ├── rlvr.envs.deepsearch.ToolInputError (also ValueError)  a DeepSearch tool call it cannot serve
+    │                                   (unknown doc id, empty query): raised inside a tool, shown to the model
+    ├── rlvr.envs.swe.errors.SandboxError         a sandbox failure that is not the agent's doing (also the
+    │   │                                         parent of the four SWE infrastructure errors below)
+    │   ├── EngineUnavailable           no container engine answers          (also InfrastructureError)
+    │   ├── SandboxLost                 a sandbox died or vanished mid-use  (also InfrastructureError)
+    │   ├── ImageError                  an image is missing or its build failed (also InfrastructureError)
+    │   └── PoolExhausted               no sandbox became free in time      (also InfrastructureError)
+    ├── rlvr.envs.swe.attach.ChannelClosed        the engine ended a sandbox's attach stream (internal: the
+    │                                   Docker sandbox turns it into SandboxLost)
     └── InfrastructureError             a service an environment depends on failed (retrieval server,
         │                               container engine, sandbox): not the model's fault
         ├── rlvr.envs.deepsearch.RetrievalError   the retrieval backend could not answer properly
-        └── rlvr.envs.swe.errors  EngineUnavailable, SandboxLost, ImageError, PoolExhausted (also SandboxError)
+        └── EngineUnavailable, SandboxLost, ImageError, PoolExhausted (rlvr.envs.swe.errors; also SandboxError)
+
+Every file rlvr reads line by line (corpora, task files, BFCL data, trajectories) goes through one JSON Lines
+reader, ``rlvr._jsonl``: a bad line is a :class:`ConfigError` naming ``path:line``, what was expected and
+how to fix it.
 
 Problems caused by *model output* are never raised: they become error observations inside the
 episode and an :class:`ErrorKind` recorded in ``info["error"]``.

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlvr.caches import cache_dir  # re-exported: the neutral home of the cache root is rlvr.caches
 from rlvr.errors import ModelLoadError
 
 __all__ = ["EmbeddedModel", "EMBEDDED", "DEFAULT_MODEL", "cache_dir", "locate_embedded", "load_model", "resolve_model_path"]
@@ -43,14 +44,6 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     ),
 }
 DEFAULT_MODEL = "smollm2"
-
-
-def cache_dir() -> Path:
-    """Root of rlvr's caches (models, indexes)."""
-    root = os.environ.get("RLVR_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "rlvr"
-    )
-    return Path(root)
 
 
 def _sha256(path: Path) -> str:

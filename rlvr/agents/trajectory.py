@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from rlvr._jsonl import read_jsonl
+
 __all__ = ["Turn", "Trajectory", "ReproRecord", "TrajectoryWriter", "read_trajectories", "text_hash", "plain"]
 
 
@@ -215,15 +217,9 @@ class TrajectoryWriter:
 
 
 def read_trajectories(path: str | os.PathLike[str]) -> Iterator[Trajectory]:
-    """Read a JSONL file written by :class:`TrajectoryWriter`; a torn last line (crash mid-write) is skipped."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.readlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            yield Trajectory.from_dict(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                return  # the episode in flight when the writer died
-            raise
+    """Read a JSONL file written by :class:`TrajectoryWriter`; a torn last line (crash mid-write) is skipped.
+
+    Any other bad line is a :class:`~rlvr.errors.ConfigError` naming ``path:line`` (the one JSONL reader,
+    ``rlvr._jsonl``)."""
+    for obj in read_jsonl(path, what="trajectory", plural="trajectories", allow_empty=True, skip_torn_tail=True):
+        yield Trajectory.from_dict(obj)

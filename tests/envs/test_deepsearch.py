@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from rlvr.envs.deepsearch import Corpus, DeepSearchConfig, DeepSearchEnv, Document, Hop, Task
-from rlvr.envs.deepsearch import retrieval
+import rlvr
 from rlvr.errors import ConfigError
 from rlvr.rewards.carr import Evidence, Rubric
 
@@ -376,7 +376,7 @@ def test_second_construction_is_quick_and_uses_the_cached_index():
     t0 = time.perf_counter()
     env = DeepSearchEnv()
     assert time.perf_counter() - t0 < 1.0
-    retrieval._MEMO.clear()  # as in a new process: the index must come from disk, not be rebuilt
+    rlvr.clear_caches()  # as in a new process: the index must come from disk, not be rebuilt
     env = DeepSearchEnv()
     assert env.retriever.from_cache
 

@@ -143,11 +143,11 @@ def test_load_corpus_jsonl(tmp_path):
 @pytest.mark.parametrize(
     "content, match",
     [
-        ('{"id": "a", "text": "x"}\n{oops\n', "line 2: not valid JSON"),
-        ('{"title": "no id"}\n', 'line 1: expected an object with "id"'),
+        ('{"id": "a", "text": "x"}\n{oops\n', "bad.jsonl:2: not valid JSON"),
+        ('{"title": "no id"}\n', 'bad.jsonl:1: expected an object with "id"'),
         ('{"id": "a"}\n', 'has no "text"'),
         ('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', "duplicate document id 'a'"),
-        ("\n", "has no documents"),
+        ("\n", "bad.jsonl holds no documents"),
     ],
 )
 def test_load_corpus_jsonl_errors(tmp_path, content, match):

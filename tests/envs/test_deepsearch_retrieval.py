@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rlvr.envs.deepsearch import BM25Retriever, Corpus, DeepSearchEnv, Document, HTTPRetriever, RetrievalError
-from rlvr.envs.deepsearch import retrieval
+import rlvr
 from rlvr.envs.deepsearch.retrieval import Tokenizer, _topk
 from rlvr.envs.deepsearch.world import generate_world
 from rlvr.errors import ConfigError
@@ -53,7 +53,7 @@ def test_bm25_index_is_cached_on_disk_and_reloaded(tmp_path):
     assert a.index.path.name.startswith(f"bm25s-{world.corpus.hash[:24]}")
     b = BM25Retriever(world.corpus, root=tmp_path)
     assert b.index is a.index  # same process: shared
-    retrieval._MEMO.clear()
+    rlvr.clear_caches()
     t0 = time.perf_counter()
     c = BM25Retriever(world.corpus, root=tmp_path)
     assert c.from_cache and time.perf_counter() - t0 < 2.0
@@ -64,7 +64,7 @@ def test_bm25_index_is_cached_on_disk_and_reloaded(tmp_path):
 def test_bm25_memory_maps_large_indexes(tmp_path):
     world = generate_world(n_entities=60, n_tasks=2, seed=4)
     BM25Retriever(world.corpus, root=tmp_path, mmap=False)
-    retrieval._MEMO.clear()
+    rlvr.clear_caches()
     r = BM25Retriever(world.corpus, root=tmp_path, mmap_min_docs=10)  # "large" from 10 docs on
     assert r.mmap and r.from_cache and isinstance(r.index.data, np.memmap)
     assert r.search(world.tasks[0].hops[0].query, 1)[0].doc.id == world.tasks[0].hops[0].doc_id
@@ -73,7 +73,7 @@ def test_bm25_memory_maps_large_indexes(tmp_path):
 def test_corrupt_cache_is_rebuilt(tmp_path):
     r = BM25Retriever(DOCS, root=tmp_path)
     (r.index.path / "meta.json").write_text("{not json")
-    retrieval._MEMO.clear()
+    rlvr.clear_caches()
     again = BM25Retriever(DOCS, root=tmp_path)
     assert not again.from_cache and "JSONDecodeError" in again.rebuilt_reason
     assert again.search("Tarrow", 1)[0].doc.id == "a"
@@ -357,7 +357,7 @@ def test_dense_retriever_semantic_match(tmp_path):
     assert r.search("a beacon that helps boats find the harbour at night", 1)[0].doc.id == "d"
     assert r.search("firm that builds robots", 1)[0].doc.id == "b"
     assert len(list(tmp_path.glob("dense-minilm-*.npy"))) == 1
-    retrieval._MEMO.pop(next(k for k in retrieval._MEMO if k[0] == "dense"))
+    rlvr.clear_caches()
     again = DenseRetriever(DOCS, root=tmp_path)
     assert isinstance(again.embeddings, np.memmap)
     assert again.search("firm that builds robots", 1)[0].doc.id == "b"

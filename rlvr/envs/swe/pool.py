@@ -251,13 +251,13 @@ class SandboxPool:
 
 
 _LIVE_POOLS: "weakref.WeakSet[SandboxPool]" = weakref.WeakSet()
-_SHARED: dict[tuple[int, str], SandboxPool] = {}
+_SHARED: dict[tuple[Backend, str], SandboxPool] = {}  # live resources, not a cache: closed at exit
 _SHARED_LOCK = threading.Lock()
 
 
 def shared_pool(backend: Backend, image: str, **kwargs: Any) -> SandboxPool:
     """One pool per (backend, image) in this process, created on first use and closed at exit."""
-    key = (id(backend), image)
+    key = (backend, image)  # the backend object itself (hashed by identity), never its reusable id()
     with _SHARED_LOCK:
         pool = _SHARED.get(key)
         if pool is None or pool._closed:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from rlvr._jsonl import read_jsonl_located
+from rlvr.caches import SWE_GIT_TREES
 from rlvr.envs.swe.errors import SandboxError, TaskError
 from rlvr.envs.swe.sandbox import WORKDIR, Sandbox
 from rlvr.rewards.gated import SubmissionOutcome
@@ -80,11 +82,8 @@ class SWETask:
             return dict(self.files)
         if self.repo_path is None:
             raise TaskError(f"task {self.instance_id} lives in image {self.image!r}; it has no host-side tree")
-        cached = _TREE_CACHE.get((self.repo_path, self.base_commit))
-        if cached is None:
-            cached = _git_archive(self.repo_path, self.base_commit)
-            _TREE_CACHE[(self.repo_path, self.base_commit)] = cached
-        return dict(cached)
+        repo, commit = self.repo_path, self.base_commit
+        return dict(SWE_GIT_TREES.get_or_build((repo, commit), lambda: _git_archive(repo, commit)))
 
     def to_record(self) -> dict[str, Any]:
         """The SWE-bench JSON record (lists for the test ids; ``files`` is not serialised)."""
@@ -93,9 +92,6 @@ class SWETask:
         rec["FAIL_TO_PASS"] = list(self.FAIL_TO_PASS)
         rec["PASS_TO_PASS"] = list(self.PASS_TO_PASS)
         return rec
-
-
-_TREE_CACHE: dict[tuple[str, str], dict[str, bytes]] = {}
 
 
 def _git_archive(repo: str, commit: str) -> dict[str, bytes]:
@@ -138,54 +134,43 @@ def load_swe_jsonl(path: str | Path, *, repos_dir: str | Path | None = None, ima
         limit: read at most this many tasks.
     """
     path = Path(path)
-    if not path.is_file():
-        raise TaskError(f"no such task file: {path}")
     tasks: list[SWETask] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TaskError(f"{where}: not valid JSON ({e.msg})") from e
-            if not isinstance(rec, dict):
-                raise TaskError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-            missing = [k for k in REQUIRED if k not in rec]
-            if missing:
-                raise TaskError(f"{where}: missing field(s) {missing}; SWE-bench records need {list(REQUIRED)}")
-            repo = str(rec["repo"])
-            slug = repo.replace("/", "__")
-            repo_path = None
-            img = rec.get("image") or rec.get("image_name")
-            if not img and image:
-                img = image.format(instance_id=rec["instance_id"], repo=repo, repo_slug=slug)
-            if not img and repos_dir is not None:
-                for cand in (Path(repos_dir) / slug, Path(repos_dir) / repo.split("/")[-1]):
-                    if (cand / ".git").exists() or (cand / "HEAD").exists():
-                        repo_path = str(cand)
-                        break
-                else:
-                    raise TaskError(f"{where}: no clone of {repo} in {repos_dir} (expected {slug}/ or "
-                                    f"{repo.split('/')[-1]}/)")
-            if not img and repo_path is None:
-                raise TaskError(f"{where}: task {rec['instance_id']} has no repository source; pass repos_dir= "
-                                "(one clone per repository) or image= (an image name template)")
-            tasks.append(SWETask(
-                instance_id=str(rec["instance_id"]), repo=repo, base_commit=str(rec["base_commit"]),
-                problem_statement=str(rec["problem_statement"]), patch=str(rec["patch"]),
-                test_patch=str(rec["test_patch"]),
-                FAIL_TO_PASS=_id_list(rec["FAIL_TO_PASS"], where, "FAIL_TO_PASS"),
-                PASS_TO_PASS=_id_list(rec["PASS_TO_PASS"], where, "PASS_TO_PASS"),
-                hints_text=str(rec.get("hints_text") or ""), created_at=str(rec.get("created_at") or ""),
-                version=str(rec.get("version") or ""),
-                environment_setup_commit=str(rec.get("environment_setup_commit") or ""),
-                repo_path=repo_path, image=img or None, repo_dir=str(rec.get("repo_dir") or repo_dir),
-                test_cmd=str(rec.get("test_cmd") or test_cmd or DEFAULT_TEST_CMD), source=source,
-            ))
-            if limit is not None and len(tasks) >= limit:
-                break
+    # one reader for every JSONL file (rlvr._jsonl); its messages name path:line, raised as TaskError
+    for where, rec in read_jsonl_located(path, what="task", allow_empty=True, error=TaskError):
+        missing = [k for k in REQUIRED if k not in rec]
+        if missing:
+            raise TaskError(f"{where}: missing field(s) {missing}; SWE-bench records need {list(REQUIRED)}")
+        repo = str(rec["repo"])
+        slug = repo.replace("/", "__")
+        repo_path = None
+        img = rec.get("image") or rec.get("image_name")
+        if not img and image:
+            img = image.format(instance_id=rec["instance_id"], repo=repo, repo_slug=slug)
+        if not img and repos_dir is not None:
+            for cand in (Path(repos_dir) / slug, Path(repos_dir) / repo.split("/")[-1]):
+                if (cand / ".git").exists() or (cand / "HEAD").exists():
+                    repo_path = str(cand)
+                    break
+            else:
+                raise TaskError(f"{where}: no clone of {repo} in {repos_dir} (expected {slug}/ or "
+                                f"{repo.split('/')[-1]}/)")
+        if not img and repo_path is None:
+            raise TaskError(f"{where}: task {rec['instance_id']} has no repository source; pass repos_dir= "
+                            "(one clone per repository) or image= (an image name template)")
+        tasks.append(SWETask(
+            instance_id=str(rec["instance_id"]), repo=repo, base_commit=str(rec["base_commit"]),
+            problem_statement=str(rec["problem_statement"]), patch=str(rec["patch"]),
+            test_patch=str(rec["test_patch"]),
+            FAIL_TO_PASS=_id_list(rec["FAIL_TO_PASS"], where, "FAIL_TO_PASS"),
+            PASS_TO_PASS=_id_list(rec["PASS_TO_PASS"], where, "PASS_TO_PASS"),
+            hints_text=str(rec.get("hints_text") or ""), created_at=str(rec.get("created_at") or ""),
+            version=str(rec.get("version") or ""),
+            environment_setup_commit=str(rec.get("environment_setup_commit") or ""),
+            repo_path=repo_path, image=img or None, repo_dir=str(rec.get("repo_dir") or repo_dir),
+            test_cmd=str(rec.get("test_cmd") or test_cmd or DEFAULT_TEST_CMD), source=source,
+        ))
+        if limit is not None and len(tasks) >= limit:
+            break
     if not tasks:
         raise TaskError(f"{path} holds no tasks")
     return tasks

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlvr._jsonl import read_jsonl
+from rlvr.caches import BFCL
 from rlvr.envs.toolcall.task import Request, ToolTask, json_roundtrip
 from rlvr.errors import ConfigError, did_you_mean
 from rlvr.rewards.matchtir import GoldCall
@@ -123,8 +125,7 @@ def bfcl_data_dir() -> Path:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return list(read_jsonl(path, what="BFCL record"))
 
 
 # --------------------------------------------------------------------------- schemas
@@ -398,15 +399,15 @@ def _backend_class(name: str) -> type:
     return getattr(module, name)
 
 
-@functools.lru_cache(maxsize=None)
 def _func_docs(class_name: str) -> tuple[dict[str, Any], ...]:
-    return tuple(_read_jsonl(bfcl_data_dir() / "multi_turn_func_doc" / _BACKENDS[class_name][1]))
+    return BFCL.get_or_build(("func_docs", class_name), lambda: tuple(
+        _read_jsonl(bfcl_data_dir() / "multi_turn_func_doc" / _BACKENDS[class_name][1])))
 
 
-@functools.lru_cache(maxsize=None)
 def _class_specs(class_name: str) -> dict[str, dict[str, Any]]:
-    """The converted specs of a backend class, shared by every case (so tools built from them are cached once)."""
-    return {d["name"]: _function_spec(d) for d in _func_docs(class_name)}
+    """The converted specs of a backend class, shared by every case (memoised in the ``toolcall.bfcl`` cache)."""
+    return BFCL.get_or_build(("class_specs", class_name),
+                             lambda: {d["name"]: _function_spec(d) for d in _func_docs(class_name)})
 
 
 def _result_text(value: Any) -> str:
@@ -525,9 +526,6 @@ class _Skipped:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
-_REPORT: dict[str, dict[str, Any]] = {}
-
-
 def _opening(question: Sequence[Mapping[str, Any]]) -> tuple[str, tuple[dict[str, Any], ...]]:
     """Split a BFCL turn into system text and chat messages."""
     system = "\n\n".join(str(m.get("content", "")) for m in question if m.get("role") == "system")
@@ -614,8 +612,12 @@ def _load_multi_turn(category: str, root: Path, skipped: _Skipped) -> list[ToolT
     return tasks
 
 
-@functools.lru_cache(maxsize=None)
-def _load_category(category: str) -> tuple[ToolTask, ...]:
+def _load_category(category: str) -> tuple[tuple[ToolTask, ...], dict[str, Any]]:
+    """The tasks of a category and its load report (memoised in the ``toolcall.bfcl`` cache)."""
+    return BFCL.get_or_build(("category", category), lambda: _parse_category(category))
+
+
+def _parse_category(category: str) -> tuple[tuple[ToolTask, ...], dict[str, Any]]:
     root = bfcl_data_dir()
     skipped = _Skipped()
     if category in MULTI_TURN_CATEGORIES:
@@ -624,8 +626,7 @@ def _load_category(category: str) -> tuple[ToolTask, ...]:
         tasks = _load_single_turn(category, root, skipped)
     with (root / f"BFCL_v4_{category}.json").open(encoding="utf-8") as f:
         total = sum(1 for line in f if line.strip())
-    _REPORT[category] = {"cases": total, "loaded": len(tasks), "skipped": dict(skipped.reasons)}
-    return tuple(tasks)
+    return tuple(tasks), {"cases": total, "loaded": len(tasks), "skipped": dict(skipped.reasons)}
 
 
 def _check_categories(categories: Sequence[str]) -> None:
@@ -642,14 +643,14 @@ def load_bfcl(categories: Sequence[str] | None = None) -> tuple[ToolTask, ...]:
     """The BFCL v4 cases of ``categories`` (default: every supported category), parsed once per process."""
     cats = tuple(categories) if categories is not None else BFCL_CATEGORIES
     _check_categories(cats)
-    return tuple(t for c in cats for t in _load_category(c))
+    return tuple(t for c in cats for t in _load_category(c)[0])
 
 
 def bfcl_report(categories: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """Per category: cases in the file, cases loaded, and why the others were skipped (loads them if needed)."""
     cats = tuple(categories) if categories is not None else BFCL_CATEGORIES
-    load_bfcl(cats)
-    report = {c: dict(_REPORT[c]) for c in cats}
+    _check_categories(cats)
+    report = {c: dict(_load_category(c)[1]) for c in cats}
     for c, why in UNSUPPORTED_CATEGORIES.items():
         if categories is None:
             report[c] = {"cases": None, "loaded": 0, "skipped": {why: None}}

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlvr._jsonl import read_json_records
 from rlvr.envs.toolcall.code import CodeBackend
 from rlvr.envs.toolcall.task import AnswerMetric, Request, ToolTask, json_roundtrip
 from rlvr.errors import ConfigError
@@ -181,26 +182,5 @@ def load_json_tasks(
     path: str | Path, *, trust_code: bool = False, answer_metric: AnswerMetric = "f1"
 ) -> tuple[ToolTask, ...]:
     """Every record of a JSON (list) or JSON Lines file as a :class:`ToolTask`."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"no such task file: {str(p)!r}; pass the path of a JSON or JSON Lines file")
-    text = p.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    records: list[tuple[str, Any]]
-    if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{p.name}: not valid JSON ({e.msg} at line {e.lineno})") from e
-        records = [(f"{p.name}[{i}]", r) for i, r in enumerate(data)]
-    else:
-        records = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append((f"{p.name}:{i}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise ConfigError(f"{p.name}:{i}: not valid JSON ({e.msg})") from e
-    if not records:
-        raise ConfigError(f"{p.name}: no records found")
+    records = read_json_records(path, what="task")
     return tuple(task_from_record(r, where=w, trust_code=trust_code, answer_metric=answer_metric) for w, r in records)
