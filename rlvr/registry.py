@@ -17,12 +17,16 @@ import gymnasium as gym
 from rlvr._kwarg_types import check_kwarg_types
 from rlvr.errors import ConfigError, did_you_mean
 
-__all__ = ["EnvInfo", "ENVS", "check_env_args", "list_envs", "register_all"]
+__all__ = ["EnvInfo", "ENVS", "check_env_args", "env_info", "list_envs", "register_all"]
 
 
 @dataclass(frozen=True, slots=True)
 class EnvInfo:
-    """One registered environment."""
+    """One registered environment.
+
+    ``family`` and ``description`` are the only copies: each environment class takes its own
+    ``family`` / ``description`` from here (:func:`env_info`), so ``rlvr list`` never drifts from the class.
+    """
 
     id: str
     entry_point: str  # "module:Class"
@@ -42,7 +46,8 @@ ENVS: tuple[EnvInfo, ...] = (
     ),
     EnvInfo(
         "rlvr/DeepSearch-v0", "rlvr.envs.deepsearch.env:DeepSearchEnv", "search",
-        "Multi-hop QA with search/open/find over a local BM25 index; outcome and citation-aware rubric (CaRR) rewards.",
+        "Multi-hop QA with search/open/find over a document index (local BM25 by default); outcome and "
+        "citation-aware rubric (CaRR) rewards.",
     ),
     EnvInfo(
         "rlvr/ToolCall-v0", "rlvr.envs.toolcall.env:ToolCallEnv", "tools",
@@ -50,10 +55,21 @@ ENVS: tuple[EnvInfo, ...] = (
     ),
     EnvInfo(
         "rlvr/SWE-v0", "rlvr.envs.swe.env:SWEEnv", "swe",
-        "Fix an injected bug in a Python project inside a Docker sandbox; hidden tests grade it; G-RA rewards.",
+        "Fix a bug in a repository (injected, or from SWE-bench) inside a Docker sandbox; hidden tests grade the "
+        "patch; G-RA rewards.",
         requires=("docker",),
     ),
 )
+
+
+def env_info(env_id: str) -> EnvInfo:
+    """The :class:`EnvInfo` of a registered rlvr id; a :class:`ConfigError` with a did-you-mean otherwise."""
+    for info in ENVS:
+        if info.id == env_id:
+            return info
+    known = [i.id for i in ENVS]
+    raise ConfigError(f"unknown rlvr environment id {env_id!r}{did_you_mean(env_id, known)}; "
+                      f"registered: {', '.join(known)}")
 
 
 def _accepted(cls: type) -> tuple[set[str], bool]:

@@ -12,14 +12,33 @@
   ``"infrastructure"``, ``info["infra_failure"]`` holds ``{"where", "message"}`` and
   ``info["success"]`` is False.
 
-Subclasses describe a task; the base class owns parsing, validation, tool execution, budgets and
-bookkeeping. Override ``_reset_task`` and, as needed, ``_on_answer``, ``_on_tool_results``,
-``_on_no_call`` and ``oracle_action``.
+Subclasses describe a task and implement hooks only; the base class owns ``reset`` and ``step``:
+parsing, validation, tool execution, budgets and bookkeeping. No subclass overrides ``step``.
+The hooks, in the order a step calls them:
+
+* ``_reset_task(options)`` (required): start a task; return the opening messages and info with ``task_id``;
+* ``_before_turn()``: at the start of every step (for example, snapshot state a reward compares against);
+* one of ``_on_answer(answer)``, ``_on_tool_results(results)`` (after the turn's calls ran) or
+  ``_on_no_call(text)``: the turn's messages, reward components and whether the task ended;
+* ``_on_episode_end(truncated, budget)``: on the step that ends the episode, told whether a budget
+  ran out (``"max_turns"``, ``"max_episode_seconds"``); it adds terminal reward components and info
+  (a grade when the agent never submitted, ``info["success"]``);
+* ``_step_info()``: info added to every step;
+
+plus ``oracle_action`` for the oracle agent.
 
 Each class declares the names of the reward components it can emit in ``reward_components``
 (a class attribute, so names can be checked before anything is built); every component name a
 user gives (``reward_weights``, the trainer's ``gate_priority`` / ``outcome_components``) is
-checked against it with :meth:`AgentEnv.check_reward_components`.
+checked against it with :meth:`AgentEnv.check_reward_components`. ``step`` puts every declared
+component in ``info["reward_components"]``, 0.0 where the turn had none, except the ones listed in
+``optional_components``: those are absent where they do not apply (a rubric that could not be
+scored is no rubric of 0.0). ``reset(options=...)`` accepts the keys in ``reset_options``
+(``task_id`` in every family, plus the family's own, documented on the class); another key is a
+:class:`~rlvr.errors.ConfigError` with a did-you-mean. A truncated step carries ``info["success"]``
+(False unless ``_on_episode_end`` says otherwise for a budget; always False after a service failed)
+and, when a budget ran out, ``info["truncated_by"]`` with the budget's name; every rlvr family also
+sets ``info["success"]`` on the step its task ends.
 """
 
 from __future__ import annotations
@@ -197,6 +216,16 @@ class AgentEnv(gym.Env[list, str]):
     ``gate`` with ``accumulation="gated"``) is declared all the same, so a name is valid or not
     whatever the options, and it can be checked before the environment is built.
     """
+    optional_components: ClassVar[tuple[str, ...]] = ()
+    """Declared components that are absent from a turn where they do not apply, instead of 0.0.
+
+    ``step`` fills every other declared component a turn did not produce with 0.0. List a component
+    here only when its absence means something a 0.0 would hide (DeepSearch's ``rubric`` when no
+    rubric could be scored, SWE's ``outcome`` before anything was graded).
+    """
+    reset_options: ClassVar[tuple[str, ...]] = ("task_id",)
+    """The keys ``reset(options=...)`` accepts (``task_id`` plus the family's own); any other key is a
+    :class:`ConfigError` with a did-you-mean."""
 
     @classmethod
     def check_reward_components(cls, names: Iterable[str], where: str = "reward_weights") -> None:
@@ -212,6 +241,17 @@ class AgentEnv(gym.Env[list, str]):
                     f"{where}: unknown reward component {name!r}{did_you_mean(str(name), declared)}; "
                     f"{owner} declares: {', '.join(declared)}"
                 )
+
+    @classmethod
+    def check_reset_options(cls, options: Mapping[str, Any]) -> None:
+        """Raise :class:`ConfigError` for a key of ``reset(options=...)`` not in :attr:`reset_options`."""
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"reset options must be a mapping such as {{'task_id': ...}}, got {options!r}")
+        owner = cls.env_id if cls.env_id != AgentEnv.env_id else cls.__name__
+        for key in options:
+            if key not in cls.reset_options:
+                raise ConfigError(f"unknown reset option {key!r}{did_you_mean(str(key), cls.reset_options)}; "
+                                  f"{owner} accepts: {', '.join(cls.reset_options)}")
 
     def __init__(
         self,
@@ -261,11 +301,20 @@ class AgentEnv(gym.Env[list, str]):
         self._done = True
         self._end_requested = False
         self._started = 0.0
+        self.episode_components: list[dict[str, float]] = []
+        """The reward components of each turn of the episode so far (the current one included when
+        ``_on_episode_end`` runs, without the components that hook adds)."""
 
     # ----------------------------------------------------------------- task hooks (override)
     def _reset_task(self, options: dict[str, Any]) -> tuple[list[Message], dict[str, Any]]:
-        """Start a task with ``self.np_random``; return the opening messages and info with ``task_id``."""
+        """Start a task with ``self.np_random``; return the opening messages and info with ``task_id``.
+
+        ``options`` holds only keys of :attr:`reset_options` (``reset`` checked them)."""
         raise NotImplementedError
+
+    def _before_turn(self) -> None:
+        """Called at the start of every step, once the action is known to be text and before it is parsed
+        (``self.turn`` already counts this turn). Default: nothing."""
 
     def _on_answer(self, answer: str) -> TurnOutcome:
         """Score a final answer. Default: end the episode with no reward."""
@@ -283,6 +332,21 @@ class AgentEnv(gym.Env[list, str]):
             "or finish with <answer>...</answer>.",
         )
         return TurnOutcome([{"role": "user", "content": err.message}], {"format": -self.invalid_penalty}, error=err)
+
+    def _on_episode_end(self, truncated: bool, budget: str | None) -> tuple[dict[str, float], dict[str, Any]]:
+        """Called on the step that ends the episode, after this turn's hook; returns reward components and
+        info to add to that step.
+
+        ``truncated`` is False when the task ended (terminated). When a budget ran out, ``budget`` names
+        it (``"max_turns"`` or ``"max_episode_seconds"``); ``truncated`` with ``budget=None`` means a
+        service failed (``info["infra_failure"]``): the turn's components, these included, are then all
+        0.0 and ``info["success"]`` is False whatever this returns. Default: nothing to add.
+        """
+        return {}, {}
+
+    def _step_info(self) -> dict[str, Any]:
+        """Info added to every step, after the turn's hooks (and ``_on_episode_end``) ran. Default: none."""
+        return {}
 
     def end_episode(self) -> None:
         """End the episode after the current turn (terminated): for tools such as ``submit``.
@@ -309,6 +373,7 @@ class AgentEnv(gym.Env[list, str]):
 
     # ----------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[list[Message], dict]:
+        self.check_reset_options(options or {})
         super().reset(seed=seed)
         messages, info = self._reset_task(dict(options or {}))
         if "task_id" not in info:
@@ -318,6 +383,7 @@ class AgentEnv(gym.Env[list, str]):
         self._done = False
         self._end_requested = False
         self._started = time.monotonic()
+        self.episode_components = []
         return [dict(m) for m in messages], info
 
     def step(self, action: str) -> tuple[list[Message], float, bool, bool, dict[str, Any]]:
@@ -327,54 +393,41 @@ class AgentEnv(gym.Env[list, str]):
             raise TypeError(f"action must be the assistant's text (str), got {type(action).__name__}")
         self.turn += 1
         self.messages.append({"role": "assistant", "content": action})
-        components = {"format": 0.0, "tool_validity": 0.0}
-        calls: list[dict[str, Any]] = []
-        if len(action) > self.action_space.max_length:
-            err = StepError(
-                ErrorKind.ACTION_TOO_LONG,
-                f"Your message has {len(action)} characters; at most {self.action_space.max_length} are accepted.",
-            )
-            outcome = TurnOutcome([{"role": "user", "content": err.message}], {"format": -self.invalid_penalty}, error=err)
-        else:
-            parsed = self.parser.parse(action)
-            if parsed.answer is None or parsed.errors:  # the calls will run: keep the turn within its budget
-                parsed = self._cap_calls(parsed)
-            calls = [c.to_dict() for c in parsed.calls]
-            hook = "_on_answer" if parsed.answer is not None and not parsed.errors else (
-                "_run_calls" if parsed.calls or parsed.errors else "_on_no_call")
-            try:
-                if hook == "_on_answer":
-                    outcome = self._on_answer(parsed.answer)  # type: ignore[arg-type]
-                elif hook == "_run_calls":
-                    outcome = self._run_calls(parsed)
-                else:
-                    outcome = self._on_no_call(action)
-            except InfrastructureError as e:  # a service failed inside a task hook: not the model's fault
-                outcome = self._infra_outcome(f"{type(self).__name__}.{hook}", f"{type(e).__name__}: {e}")
-        components.update(outcome.reward_components)
+        self._before_turn()
+        outcome, calls = self._play(action)
+        components = {"format": 0.0, "tool_validity": 0.0, **outcome.reward_components}
+        for name in self.reward_components:
+            if name not in self.optional_components:
+                components.setdefault(name, 0.0)
         obs = [self._fit(m) for m in outcome.messages]
         self.messages.extend(obs)
-        infra = outcome.info.get("infra_failure")
-        if infra is not None:  # an unpenalised turn that ends the episode as failed by infrastructure
-            components = {k: 0.0 for k in components}
+        infra = outcome.info.get("infra_failure")  # an unpenalised turn that ends the episode as failed
         terminated = infra is None and (bool(outcome.terminated) or self._end_requested)
-        truncated = not terminated and (
-            infra is not None
-            or self.turn >= self.max_turns
-            or (self.max_episode_seconds is not None and time.monotonic() - self._started > self.max_episode_seconds)
-        )
+        budget = None if terminated or infra is not None else self._spent_budget()
+        truncated = not terminated and (infra is not None or budget is not None)
         self._done = terminated or truncated
-        reward = float(sum(self.reward_weights.get(k, 1.0) * v for k, v in components.items()))
-        info = {
-            "reward_components": components,
+        self.episode_components.append(components)
+        info: dict[str, Any] = {
             "tool_calls": calls,
             "error": outcome.error.to_dict() if outcome.error else None,
             "turn": self.turn,
             **outcome.info,
         }
+        if self._done:
+            end_components, end_info = self._on_episode_end(truncated, budget)
+            components.update(end_components)
+            info.update(end_info)
+            if truncated:  # a budget ran out (or a service failed): not a success unless the hook says so
+                info.setdefault("success", False)
+            if budget is not None:
+                info["truncated_by"] = budget
+        info.update(self._step_info())
         if infra is not None:
+            components = {k: 0.0 for k in components}
+            self.episode_components[-1] = components
             info["success"] = False
-        return obs, reward, terminated, truncated, info
+        reward = float(sum(self.reward_weights.get(k, 1.0) * v for k, v in components.items()))
+        return obs, reward, terminated, truncated, {"reward_components": components, **info}
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -382,6 +435,38 @@ class AgentEnv(gym.Env[list, str]):
         return "\n".join(f"[{m['role']}] {m['content'] if isinstance(m['content'], str) else m['content']!r}" for m in self.messages)
 
     # ----------------------------------------------------------------- internals
+    def _play(self, action: str) -> tuple[TurnOutcome, list[dict[str, Any]]]:
+        """Run the turn's hook for ``action``; return its outcome and the parsed calls."""
+        if len(action) > self.action_space.max_length:
+            err = StepError(
+                ErrorKind.ACTION_TOO_LONG,
+                f"Your message has {len(action)} characters; at most {self.action_space.max_length} are accepted.",
+            )
+            refused = TurnOutcome([{"role": "user", "content": err.message}], {"format": -self.invalid_penalty}, error=err)
+            return refused, []
+        parsed = self.parser.parse(action)
+        if parsed.answer is None or parsed.errors:  # the calls will run: keep the turn within its budget
+            parsed = self._cap_calls(parsed)
+        calls = [c.to_dict() for c in parsed.calls]
+        hook = "_on_answer" if parsed.answer is not None and not parsed.errors else (
+            "_run_calls" if parsed.calls or parsed.errors else "_on_no_call")
+        try:
+            if hook == "_on_answer":
+                return self._on_answer(parsed.answer), calls  # type: ignore[arg-type]
+            if hook == "_run_calls":
+                return self._run_calls(parsed), calls
+            return self._on_no_call(action), calls
+        except InfrastructureError as e:  # a service failed inside a task hook: not the model's fault
+            return self._infra_outcome(f"{type(self).__name__}.{hook}", f"{type(e).__name__}: {e}"), calls
+
+    def _spent_budget(self) -> str | None:
+        """The name of the budget this turn used up, if any."""
+        if self.turn >= self.max_turns:
+            return "max_turns"
+        if self.max_episode_seconds is not None and time.monotonic() - self._started > self.max_episode_seconds:
+            return "max_episode_seconds"
+        return None
+
     def _cap_calls(self, parsed: ParsedAction) -> ParsedAction:
         """Keep the first ``max_calls_per_turn`` calls and 8 parse errors; the overflow becomes one more error."""
         n, k = self.max_calls_per_turn, _MAX_ERROR_MESSAGES

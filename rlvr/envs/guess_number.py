@@ -7,6 +7,8 @@ Reward components per turn:
     ``(log2 |I_before| - log2 |I_after|) / log2 |I_0|`` where I is the set of numbers still possible;
   * ``outcome``: 1.0 for a correct ``<answer>``, 0.0 for a wrong one (terminal turn);
   * ``format`` / ``tool_validity``: penalties for malformed turns (from the base class).
+
+``info["success"]`` on the last step: the answer was the secret.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from rlvr.envs.core import AgentEnv, Message, TurnOutcome, render_tool_prompt
 from rlvr.envs.tools import Tool, ToolResult
 from rlvr.errors import ConfigError
+from rlvr.registry import env_info
 
 
 class GuessNumberEnv(AgentEnv):
@@ -26,12 +29,16 @@ class GuessNumberEnv(AgentEnv):
         low, high: the inclusive range of the secret.
         max_turns: turn budget (default: enough for binary search plus two).
         **kwargs: budgets and options of :class:`~rlvr.envs.core.AgentEnv`.
+
+    ``reset(options=...)`` accepts ``task_id`` (``guess-LOW-HIGH-SECRET``, as reset info gives it) or
+    ``secret`` (an integer in ``[low, high]``); otherwise the secret is drawn with the reset seed.
     """
 
     env_id = "rlvr/GuessNumber-v0"
-    family = "game"
-    description = "Find a secret integer with a higher/lower guess tool; progress rewards per guess."
+    family = env_info(env_id).family
+    description = env_info(env_id).description
     reward_components = ("format", "tool_validity", "progress", "outcome")
+    reset_options = ("task_id", "secret")
 
     def __init__(self, low: int = 1, high: int = 100, max_turns: int | None = None, **kwargs: Any) -> None:
         if not isinstance(low, int) or not isinstance(high, int) or low >= high:
@@ -55,13 +62,17 @@ class GuessNumberEnv(AgentEnv):
         )
         self.secret = low
         self.lo, self.hi = low, high
+        self._interval_before = high - low + 1
 
     @property
     def dataset_hash(self) -> str:
         return f"range:{self.low}-{self.high}"
 
     def _reset_task(self, options: dict[str, Any]) -> tuple[list[Message], dict[str, Any]]:
-        self.secret = int(options.get("secret", self.np_random.integers(self.low, self.high + 1)))
+        if "task_id" in options:
+            self.secret = self._secret_of(options["task_id"])
+        else:
+            self.secret = int(options.get("secret", self.np_random.integers(self.low, self.high + 1)))
         if not self.low <= self.secret <= self.high:
             raise ConfigError(f"options['secret'] must lie in [{self.low}, {self.high}], got {self.secret}")
         self.lo, self.hi = self.low, self.high
@@ -75,6 +86,15 @@ class GuessNumberEnv(AgentEnv):
         info = {"task_id": f"guess-{self.low}-{self.high}-{self.secret}", "answer": str(self.secret)}
         return [{"role": "system", "content": system}, {"role": "user", "content": user}], info
 
+    def _secret_of(self, task_id: Any) -> int:
+        """The secret of a task id ``guess-LOW-HIGH-SECRET`` of this env's range."""
+        prefix = f"guess-{self.low}-{self.high}-"
+        tail = task_id[len(prefix):] if isinstance(task_id, str) and task_id.startswith(prefix) else ""
+        if not tail.lstrip("-").isdigit() or not self.low <= int(tail) <= self.high:
+            raise ConfigError(f"no task with id {task_id!r}: this env's ids are {prefix}N with N in "
+                              f"[{self.low}, {self.high}], e.g. {prefix}{self.low}")
+        return int(tail)
+
     def _guess(self, number: int) -> str:
         if number < self.secret:
             self.lo = max(self.lo, number + 1)
@@ -85,19 +105,15 @@ class GuessNumberEnv(AgentEnv):
         self.lo = self.hi = number
         return "correct"
 
+    def _before_turn(self) -> None:
+        self._interval_before = self.hi - self.lo + 1
+
     def _on_tool_results(self, results: list[ToolResult]) -> dict[str, float]:
         # progress is computed from the interval before and after this turn's guesses
         before = self._interval_before
         after = self.hi - self.lo + 1
         total = math.log2(self.high - self.low + 1)
         return {"progress": (math.log2(before) - math.log2(after)) / total}
-
-    def step(self, action: str):
-        self._interval_before = self.hi - self.lo + 1
-        obs, reward, terminated, truncated, info = super().step(action)
-        info["reward_components"].setdefault("progress", 0.0)
-        info["reward_components"].setdefault("outcome", 0.0)
-        return obs, reward, terminated, truncated, info
 
     def _on_answer(self, answer: str) -> TurnOutcome:
         try:
@@ -107,10 +123,12 @@ class GuessNumberEnv(AgentEnv):
                 [{"role": "user", "content": f"Your answer {answer!r} is not an integer. The game is over."}],
                 {"outcome": 0.0},
                 terminated=True,
+                info={"success": False},
             )
         won = value == self.secret
         text = "Correct!" if won else f"Wrong: the secret was {self.secret}."
-        return TurnOutcome([{"role": "user", "content": text}], {"outcome": 1.0 if won else 0.0}, terminated=True)
+        return TurnOutcome([{"role": "user", "content": text}], {"outcome": 1.0 if won else 0.0}, terminated=True,
+                           info={"success": won})
 
     def oracle_action(self) -> str:
         if self.lo == self.hi:

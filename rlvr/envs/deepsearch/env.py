@@ -22,9 +22,15 @@ Reward components (``info["reward_components"]``; default weights in :data:`DEFA
   timeouts, retries and backoff fit inside the tool timeout;
 * ``format`` / ``tool_validity`` penalties from :class:`~rlvr.envs.core.AgentEnv`.
 
+Every component but ``rubric`` is on every turn (0.0 where the turn has none); ``rubric`` is only on
+an answer turn whose rubric was scored (:attr:`~rlvr.envs.core.AgentEnv.optional_components`).
+
 The answer turn also sets ``info["success"]`` (exact match) and ``info["answer_eval"]`` (citations,
-rubric flags). Reset info carries ``task_id``, ``answer`` (aliases, canonical first, as
-information-gain rewards need), ``question``, ``hops``, ``gold_doc_ids`` and ``source``.
+rubric flags); a budget that runs out first sets ``info["success"] = False``. Reset info carries
+``task_id``, ``answer`` (aliases, canonical first, as information-gain rewards need), ``question``,
+``hops``, ``gold_doc_ids`` and ``source``. ``reset(options=...)`` accepts ``task_id`` (with a
+did-you-mean over the env's ids), ``task_index`` (a position in ``env.tasks``) or ``hops`` (draw among
+the questions with that many hops).
 
 Documents are data: their text is returned inside tool messages verbatim and is never parsed, so
 text in a document that looks like a tool call, an answer or an instruction changes nothing.
@@ -45,10 +51,10 @@ import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
+from rlvr.caches import TEXT_SPANS
 from rlvr.envs.core import AgentEnv, Message, TurnOutcome, render_tool_prompt
 from rlvr.envs.deepsearch.corpus import Corpus, Document, load_corpus_jsonl, wikipedia_corpus
 from rlvr.envs.deepsearch.retrieval import (BackendName, RetrievalError, Retriever, Tokenizer, fit_http_budget,
@@ -56,7 +62,8 @@ from rlvr.envs.deepsearch.retrieval import (BackendName, RetrievalError, Retriev
 from rlvr.envs.deepsearch.tasks import QAFormat, Task, load_qa
 from rlvr.envs.deepsearch.world import World, WorldConfig, generate_world
 from rlvr.envs.tools import Tool, ToolOutput, ToolResult
-from rlvr.errors import ConfigError, ErrorKind, did_you_mean
+from rlvr.errors import ConfigError, ErrorKind, RLVRError, did_you_mean
+from rlvr.registry import env_info
 from rlvr.rewards.carr import CaRRJudge, RubricResult, cgrpo_reward, extract_citations, rubric_reward_exact, rubric_reward_judge
 from rlvr.rewards.outcome import exact_match, extract_exact_answer, token_f1
 
@@ -79,8 +86,10 @@ ANSWER_HINT = (
 )
 
 
-class ToolInputError(ValueError):
-    """A tool call the environment cannot serve (unknown id, empty query...); shown to the model."""
+class ToolInputError(RLVRError, ValueError):
+    """A tool call the environment cannot serve (unknown id, empty query...); shown to the model.
+
+    Raised inside a tool, it becomes the tool's error observation (never an exception out of ``step``)."""
 
 
 _TOOL_TIMEOUT_DEFAULT = inspect.signature(AgentEnv.__init__).parameters["tool_timeout_s"].default
@@ -162,14 +171,18 @@ class DeepSearchConfig:
 _SENT = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 
 
-@lru_cache(maxsize=4096)
 def _sentences(text: str) -> tuple[tuple[int, int], ...]:
-    return tuple((m.start(), m.end()) for m in _SENT.finditer(text) if m.group().strip())
+    """Sentence spans of ``text`` (memoised in the ``deepsearch.spans`` cache of :mod:`rlvr.caches`)."""
+    return TEXT_SPANS.get_or_build(("sentences", text), lambda: tuple(
+        (m.start(), m.end()) for m in _SENT.finditer(text) if m.group().strip()))
 
 
-@lru_cache(maxsize=4096)
 def _pages(text: str, page_chars: int) -> tuple[tuple[int, int], ...]:
-    """Page spans of about ``page_chars``, cut at whitespace when one lies in the second half."""
+    """Page spans of about ``page_chars``, cut at whitespace when one lies in the second half (memoised)."""
+    return TEXT_SPANS.get_or_build(("pages", text, page_chars), lambda: _page_spans(text, page_chars))
+
+
+def _page_spans(text: str, page_chars: int) -> tuple[tuple[int, int], ...]:
     spans, start, n = [], 0, len(text)
     while start < n:
         end = min(n, start + page_chars)
@@ -196,10 +209,12 @@ class DeepSearchEnv(AgentEnv):
     """
 
     env_id = "rlvr/DeepSearch-v0"
-    family = "search"
-    description = "Multi-hop question answering with search/open/find over a local index; outcome and citation-aware rubric rewards."
+    family = env_info(env_id).family
+    description = env_info(env_id).description
     reward_components = ("format", "tool_validity", "evidence", "repeat_query", "tool_error", "outcome", "em", "f1",
                          "rubric")
+    optional_components = ("rubric",)  # absent when no rubric was scored: never a rubric of 0.0
+    reset_options = ("task_id", "task_index", "hops")
 
     def __init__(
         self,
@@ -351,9 +366,6 @@ class DeepSearchEnv(AgentEnv):
         self._turn_repeats = 0
 
     def _reset_task(self, options: dict[str, Any]) -> tuple[list[Message], dict[str, Any]]:
-        unknown = set(options) - {"task_index", "task_id", "hops"}
-        if unknown:
-            raise ConfigError(f"unknown reset option(s) {sorted(unknown)}; accepted: task_index, task_id, hops")
         if "task_id" in options:
             match = [t for t in self.tasks if t.id == options["task_id"]]
             if not match:
@@ -519,14 +531,6 @@ class DeepSearchEnv(AgentEnv):
         self._turn_new_gold = set()
         self._turn_repeats = 0
         return comps
-
-    def step(self, action: str):
-        obs, reward, terminated, truncated, info = super().step(action)
-        comps = info["reward_components"]
-        for k in ("evidence", "repeat_query", "tool_error", "outcome"):
-            comps.setdefault(k, 0.0)
-        reward = float(sum(self.reward_weights.get(k, 1.0) * v for k, v in comps.items()))
-        return obs, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------ answer
     def _context_by_doc(self) -> dict[str, str]:

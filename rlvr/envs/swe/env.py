@@ -21,6 +21,14 @@ Reward components:
   episode, so the return equals ``R_high + 1[R_high >= delta] * sum(r_low)``. With
   ``accumulation="direct"`` the return is the ungated D-RA sum.
 
+The immediate components are on every turn (0.0 where the turn has none); ``outcome`` and ``gate``
+are only on a graded final turn (:attr:`~rlvr.envs.core.AgentEnv.optional_components`: before the
+end, or after an infrastructure failure, there is no grade to give). The final step carries
+``info["success"]`` and ``info["resolved"]`` (the hidden tests pass), ``info["outcome"]`` (the
+level's name, or ``"infra_failure"``) and, after a submission, ``info["grade"]``; every step carries
+``info["sandbox_recoveries"]``. ``reset(options=...)`` accepts ``task_id`` (an instance id; a
+did-you-mean over a task list) or ``task`` (a :class:`~rlvr.envs.swe.tasks.SWETask` to run).
+
 A sandbox that dies or wedges mid-episode, or an engine that stops answering
 (:class:`~rlvr.envs.swe.errors.SandboxLost`, :class:`~rlvr.envs.swe.errors.EngineUnavailable`, or a
 tool call that outlasts its time limit although the sandbox limits every command), is an
@@ -40,13 +48,14 @@ from typing import Any, Literal, Sequence
 
 from rlvr.envs.core import AgentEnv, Message, TurnOutcome, render_tool_prompt
 from rlvr.envs.swe.agent_tools import MUTATING_TOOLS, make_tools
-from rlvr.envs.swe.errors import EngineUnavailable, SandboxError, SandboxLost, TaskError
+from rlvr.envs.swe.errors import EngineUnavailable, SandboxError, SandboxLost
 from rlvr.envs.swe.generator import SWESmithGenerator
 from rlvr.envs.swe.pool import SandboxPool, shared_pool
 from rlvr.envs.swe.sandbox import WORKDIR, Backend, Sandbox, SandboxConfig, make_backend
 from rlvr.envs.swe.tasks import GradeReport, SWETask, grade, load_swe_jsonl
 from rlvr.envs.tools import ToolOutput, ToolResult
-from rlvr.errors import ConfigError, ErrorKind
+from rlvr.errors import ConfigError, ErrorKind, did_you_mean
+from rlvr.registry import env_info
 from rlvr.rewards.gated import OutcomeLevels, SubmissionOutcome
 
 __all__ = ["SWEEnv", "SWERewardConfig"]
@@ -124,10 +133,12 @@ class SWEEnv(AgentEnv):
 
     env_id = "rlvr/SWE-v0"
     version = 0
-    family = "swe"
-    description = "Fix a bug in a real repository inside a Docker sandbox; hidden tests grade the patch (G-RA rewards)."
+    family = env_info(env_id).family
+    description = env_info(env_id).description
     reward_components = ("format", "tool_validity", "valid_call", "modification", "test_run", "outcome", "gate")
     """``gate`` is emitted with ``accumulation="gated"`` only, and declared either way."""
+    optional_components = ("outcome", "gate")  # only on a graded final turn
+    reset_options = ("task_id", "task")
 
     def __init__(
         self,
@@ -190,7 +201,6 @@ class SWEEnv(AgentEnv):
         self._tested: set[str] = set()
         self._last_tree = ""
         self._gold_tree: str | None = None
-        self._immediate_sum = 0.0
         self._recoveries = 0
 
     # ---------------------------------------------------------------- identity
@@ -347,16 +357,12 @@ class SWEEnv(AgentEnv):
 
     # ---------------------------------------------------------------- episode
     def _reset_task(self, options: dict[str, Any]) -> tuple[list[Message], dict[str, Any]]:
-        unknown = set(options) - {"task_id", "task"}
-        if unknown:
-            raise ConfigError(f"unknown reset option(s) {sorted(unknown)}; accepted: 'task_id', 'task'")
         self._release()
         task = self._pick(options)
         self.task = task
         self._report = None
         self._seen, self._tested = set(), set()
         self._gold_tree = None
-        self._immediate_sum = 0.0
         self._recoveries = 0
         self._pool = self._pool_for(task)
         self._sb = self._pool.checkout(lambda sb: self._prepare(sb, task))
@@ -388,8 +394,9 @@ class SWEEnv(AgentEnv):
             for t in self.task_list:
                 if t.instance_id == tid:
                     return t
-            raise TaskError(f"unknown task_id {tid!r}; this env has {len(self.task_list)} tasks, e.g. "
-                            f"{[t.instance_id for t in self.task_list[:3]]}")
+            ids = [t.instance_id for t in self.task_list]
+            raise ConfigError(f"no task with id {tid!r}{did_you_mean(tid, ids)}; this env has {len(ids)} tasks, "
+                              f"e.g. {ids[:3]}")
         if self.generator is not None:
             return self.generator.task(int(self.np_random.integers(2**62)))
         return self.task_list[int(self.np_random.integers(len(self.task_list)))]
@@ -440,39 +447,27 @@ class SWEEnv(AgentEnv):
         out.apply()
         return TurnOutcome([{"role": "user", "content": out.content}], {}, terminated=True)
 
-    def step(self, action: str):
-        obs, reward, terminated, truncated, info = super().step(action)
-        comps = info["reward_components"]
-        for k in ("valid_call", "modification", "test_run"):
-            comps.setdefault(k, 0.0)
-        w = self.reward_weights
-        self._immediate_sum += sum(w.get(k, 1.0) * comps.get(k, 0.0) for k in IMMEDIATE)
-        ended = terminated or truncated or self._report is not None
-        infra = info.get("infra_failure") is not None
-        if self._report is not None and not infra:
-            outcome = self._report.outcome
-        elif truncated and not infra:
-            outcome = SubmissionOutcome.NO_SUBMISSION
-        else:
-            outcome = None
-        if infra:  # failed by infrastructure: no outcome level (no penalty), the sandbox goes back broken
-            info["outcome"] = "infra_failure"
-            info["resolved"] = info["success"] = False
-            self._release()
-        if outcome is not None and ended:
-            level = self.rewards.levels.value(outcome)
-            comps["outcome"] = level
-            if self.accumulation == "gated":
-                comps["gate"] = 0.0 if level >= self.rewards.delta else -self._immediate_sum
-            reward = float(sum(w.get(k, 1.0) * v for k, v in comps.items()))
-            info["outcome"] = str(outcome)
-            info["resolved"] = info["success"] = outcome is SubmissionOutcome.RESOLVED
-            if self._report is not None:
-                info["grade"] = {"fail_to_pass": self._report.fail_to_pass, "pass_to_pass": self._report.pass_to_pass,
-                                 "apply_error": self._report.apply_error, "patch_chars": len(self._report.model_patch)}
-            self._release()
-        info["sandbox_recoveries"] = self._recoveries
-        return obs, reward, terminated, truncated, info
+    def _on_episode_end(self, truncated: bool, budget: str | None) -> tuple[dict[str, float], dict[str, Any]]:
+        self._release()
+        if truncated and budget is None:  # failed by infrastructure: no outcome level (no penalty)
+            return {}, {"outcome": "infra_failure", "resolved": False, "success": False}
+        report = self._report
+        outcome = report.outcome if report is not None else SubmissionOutcome.NO_SUBMISSION
+        level = self.rewards.levels.value(outcome)
+        comps = {"outcome": level}
+        if self.accumulation == "gated":
+            w = self.reward_weights
+            immediate = sum(w.get(k, 1.0) * c.get(k, 0.0) for c in self.episode_components for k in IMMEDIATE)
+            comps["gate"] = 0.0 if level >= self.rewards.delta else -immediate
+        resolved = outcome is SubmissionOutcome.RESOLVED
+        info: dict[str, Any] = {"outcome": str(outcome), "resolved": resolved, "success": resolved}
+        if report is not None:
+            info["grade"] = {"fail_to_pass": report.fail_to_pass, "pass_to_pass": report.pass_to_pass,
+                             "apply_error": report.apply_error, "patch_chars": len(report.model_patch)}
+        return comps, info
+
+    def _step_info(self) -> dict[str, Any]:
+        return {"sandbox_recoveries": self._recoveries}
 
     # ---------------------------------------------------------------- oracle
     def oracle_action(self) -> str:

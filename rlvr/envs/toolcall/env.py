@@ -23,9 +23,11 @@ Reward components per turn (``info["reward_components"]``):
   check, or the answer's exact match / word F1.
 * ``format`` / ``tool_validity``: the base environment's penalties for malformed turns.
 
-On the last step ``info["success"]`` says whether every request passed (BFCL's verdict for a case)
-and ``info["requests_passed"]`` lists the verdicts. The oracle replays each request's gold steps, one
-step per turn (skipping steps whose calls were already made exactly), then answers.
+Every step carries ``info["request"]`` (the request now open) and a turn with calls
+``info["call_rewards"]`` (each call's credit). On the last step ``info["success"]`` says whether every
+request passed (BFCL's verdict for a case) and ``info["requests_passed"]`` lists the verdicts. The
+oracle replays each request's gold steps, one step per turn (skipping steps whose calls were already
+made exactly), then answers.
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from rlvr.caches import TOOL_PROMPTS, TOOL_PROTOTYPES
 from rlvr.envs.core import AgentEnv, Message, TurnOutcome, render_tool_prompt
 from rlvr.envs.parsers import ToolCall
 from rlvr.envs.tools import Tool, ToolResult, ToolSet
@@ -45,6 +47,7 @@ from rlvr.envs.toolcall.bfcl import BFCL_CATEGORIES, UNSUPPORTED_CATEGORIES, ast
 from rlvr.envs.toolcall.synthetic import SyntheticConfig, generate_task
 from rlvr.envs.toolcall.task import ToolTask, oracle_text
 from rlvr.errors import ConfigError, ErrorKind, NoOracleError, did_you_mean
+from rlvr.registry import env_info
 from rlvr.rewards.matchtir import MatchMethod, MatchTIR
 from rlvr.rewards.outcome import exact_match, token_f1
 
@@ -89,14 +92,6 @@ class _ShapeTool(Tool):
         return f"Invalid arguments for tool {self.name!r}: {'; '.join(parts)}. Expected parameters {list(props)}."
 
 
-# Validated Tool prototypes keyed by the identity of their spec (specs live as long as their cached tasks;
-# the stored spec reference keeps the id from being reused while the entry exists).
-_TOOL_CACHE: dict[tuple[int, bool], tuple[Mapping[str, Any], Tool]] = {}
-_TOOL_CACHE_MAX = 65_536
-_PROMPTS: dict[int, tuple[ToolTask, str]] = {}  # system prompt per task object (bounded, oldest out first)
-_CACHE_LOCK = threading.Lock()  # environments step in threads during rollouts
-
-
 def _record(res: ToolResult) -> str:
     """A call's result as compared by the executable check (same form for model and gold calls)."""
     if res.error is not None:
@@ -128,14 +123,16 @@ class ToolCallEnv(AgentEnv):
         max_turns: assistant turns per episode before truncation.
         **kwargs: budgets and options of :class:`~rlvr.envs.core.AgentEnv` (``tool_timeout_s``, ...).
 
-    ``reset(options=...)`` accepts ``task_id`` or ``index`` (``source`` other than synthetic) and
+    ``reset(options=...)`` accepts ``task_id`` (any source; synthetic ids are
+    ``synthetic/LABEL/SEED``), ``index`` (a position in :attr:`tasks`; not for synthetic) or
     ``task_seed`` (synthetic) to pick a task; otherwise the task is drawn with the reset seed.
     """
 
     env_id = "rlvr/ToolCall-v0"
-    family = "tools"
-    description = "Function calling on BFCL v4 / synthetic multi-step tasks with executable tools; MatchTIR turn rewards."
+    family = env_info(env_id).family
+    description = env_info(env_id).description
     reward_components = ("format", "tool_validity", "match", "outcome")
+    reset_options = ("task_id", "index", "task_seed")
 
     def __init__(
         self,
@@ -246,14 +243,16 @@ class ToolCallEnv(AgentEnv):
 
     def _pick(self, options: dict[str, Any]) -> ToolTask:
         if self.source == "synthetic":
-            unknown = set(options) - {"task_seed"}
-            if unknown:
-                raise ConfigError(f"unknown reset option(s) {sorted(unknown)} for source='synthetic'; accepted: ['task_seed']")
+            if "index" in options:
+                raise ConfigError("reset option 'index' applies to a task list; source='synthetic' takes "
+                                  "'task_seed' or 'task_id'")
+            if "task_id" in options:
+                return generate_task(self._synthetic_seed(options["task_id"]), self.synthetic)
             seed = options.get("task_seed", int(self.np_random.integers(0, 2**31 - 1)))
             return generate_task(int(seed), self.synthetic)
-        unknown = set(options) - {"task_id", "index"}
-        if unknown:
-            raise ConfigError(f"unknown reset option(s) {sorted(unknown)}; accepted: ['task_id', 'index']")
+        if "task_seed" in options:
+            raise ConfigError(f"reset option 'task_seed' applies to source='synthetic' only (source is "
+                              f"{self.source!r}); pick a task with 'task_id' or 'index'")
         tasks = self._all_tasks()
         if "task_id" in options:
             if self._by_id is None:
@@ -269,20 +268,26 @@ class ToolCallEnv(AgentEnv):
             return tasks[i]
         return tasks[int(self.np_random.integers(len(tasks)))]
 
+    def _synthetic_seed(self, task_id: Any) -> int:
+        """The seed of a synthetic task id ``synthetic/LABEL/SEED`` made with this env's configuration."""
+        prefix = f"synthetic/{self.synthetic.label}/"
+        tail = task_id[len(prefix):] if isinstance(task_id, str) and task_id.startswith(prefix) else ""
+        if not tail.isdigit():
+            raise ConfigError(f"no task with id {task_id!r}: this env's synthetic ids are {prefix}SEED "
+                              f"(SEED a non-negative integer), e.g. {prefix}0")
+        return int(tail)
+
     # ------------------------------------------------------------------ tools
     @staticmethod
     def _tool(spec: Mapping[str, Any], fn: Any, shape_only: bool) -> Tool:
-        """A Tool for ``spec`` calling ``fn``; the validated prototype is built once per spec object."""
-        key = (id(spec), shape_only)
-        hit = _TOOL_CACHE.get(key)
-        if hit is None or hit[0] is not spec:
-            cls = _ShapeTool if shape_only else Tool
-            hit = (spec, cls(spec["name"], str(spec.get("description", "")), dict(spec["parameters"]), fn))
-            with _CACHE_LOCK:
-                if len(_TOOL_CACHE) > _TOOL_CACHE_MAX:
-                    _TOOL_CACHE.clear()
-                _TOOL_CACHE[key] = hit
-        t = copy.copy(hit[1])
+        """A Tool for ``spec`` calling ``fn``; the validated prototype is built once per spec content
+        (the ``toolcall.tools`` cache of :mod:`rlvr.caches`)."""
+        name, description = spec["name"], str(spec.get("description", ""))
+        params = json.dumps(spec["parameters"], sort_keys=True, default=str)
+        cls = _ShapeTool if shape_only else Tool
+        proto = TOOL_PROTOTYPES.get_or_build(
+            (name, description, params, shape_only), lambda: cls(name, description, dict(spec["parameters"]), fn))
+        t = copy.copy(proto)
         t.fn = fn
         return t
 
@@ -316,15 +321,9 @@ class ToolCallEnv(AgentEnv):
         self.runtime = task.backend()
         self.tools = self._new_toolset()
         self._add_tools(self.tools, task.functions, self.runtime)
-        system = _PROMPTS.get(id(task))
-        if system is None or system[0] is not task:
-            hint = _REQUEST_HINT if len(task.requests) > 1 else _ANSWER_HINT
-            system = (task, render_tool_prompt(task.instructions or "Use the tools to fulfil the request.", self.tools, hint))
-            with _CACHE_LOCK:
-                if len(_PROMPTS) >= 512:
-                    _PROMPTS.pop(next(iter(_PROMPTS)))
-                _PROMPTS[id(task)] = system
-        system = system[1]
+        hint = _REQUEST_HINT if len(task.requests) > 1 else _ANSWER_HINT
+        system = TOOL_PROMPTS.get_or_build(task, lambda: render_tool_prompt(
+            task.instructions or "Use the tools to fulfil the request.", self.tools, hint))
         messages: list[Message] = [{"role": "system", "content": system}, *(dict(m) for m in task.requests[0].messages)]
         info: dict[str, Any] = {
             "task_id": task.task_id,
@@ -338,6 +337,10 @@ class ToolCallEnv(AgentEnv):
         return messages, info
 
     # ------------------------------------------------------------------ hooks
+    def _before_turn(self) -> None:
+        self._turn_info = {}
+        self._turn_log.append(("none", self._req, None))  # the hook of a turn with calls or an answer replaces it
+
     def _on_tool_results(self, results: list[ToolResult]) -> dict[str, float]:
         if not results:  # only malformed calls: a turn without calls
             return {}
@@ -350,7 +353,7 @@ class ToolCallEnv(AgentEnv):
         gold = self.task.requests[self._req].gold
         flat = [c for turn in self._req_calls for c in turn]
         rewards = self.scorer.call_rewards(flat, gold)[-len(calls):]
-        self._turn_log.append(("calls", self._req, calls))
+        self._turn_log[-1] = ("calls", self._req, calls)
         self._turn_info = {"call_rewards": [float(r) for r in rewards]}
         return {"match": float(rewards.mean())}
 
@@ -404,7 +407,7 @@ class ToolCallEnv(AgentEnv):
         k = self._req
         value = self._judge(k, answer)
         self._passed.append(value)
-        self._turn_log.append(("answer", k, value))
+        self._turn_log[-1] = ("answer", k, value)
         components = {"outcome": value}
         if k + 1 >= len(self.task.requests):
             return TurnOutcome([], components, terminated=True)
@@ -422,22 +425,13 @@ class ToolCallEnv(AgentEnv):
                 messages.insert(0, {"role": "user", "content": note})
         return TurnOutcome(messages, components)
 
-    def step(self, action: str):
-        self._turn_info = {}
-        n_log = len(self._turn_log)
-        obs, reward, terminated, truncated, info = super().step(action)
-        if len(self._turn_log) == n_log:
-            self._turn_log.append(("none", self._req, None))
-        comps = info["reward_components"]
-        comps.setdefault("match", 0.0)
-        comps.setdefault("outcome", 0.0)
-        info.update(self._turn_info)
-        info["request"] = self._req
-        if terminated or truncated:
-            info["matchtir_turn_rewards"] = self._trajectory_turn_rewards()
-            info["requests_passed"] = list(self._passed)
-            info["success"] = len(self._passed) == len(self.task.requests) and all(v == 1.0 for v in self._passed)
-        return obs, reward, terminated, truncated, info
+    def _on_episode_end(self, truncated: bool, budget: str | None) -> tuple[dict[str, float], dict[str, Any]]:
+        passed = len(self._passed) == len(self.task.requests) and all(v == 1.0 for v in self._passed)
+        return {}, {"matchtir_turn_rewards": self._trajectory_turn_rewards(), "requests_passed": list(self._passed),
+                    "success": passed}
+
+    def _step_info(self) -> dict[str, Any]:
+        return {**self._turn_info, "request": self._req}
 
     def _trajectory_turn_rewards(self) -> list[float]:
         """MatchTIR's per-turn rewards with all calls of each request assigned at once."""
