@@ -10,7 +10,13 @@ That is all a custom agent needs. Optional hooks, all called by :func:`rlvr.agen
 * ``act_batch(batch) -> list[Generation]``: generate many conversations at once. A sampling agent
   also accepts ``act_batch(batch, seeds=...)``: one integer per conversation, a function of that
   episode's seed and turn alone (:func:`turn_seed`), from which it draws that row's randomness, so
-  a conversation's sample does not depend on which others share its batch;
+  a conversation's sample does not depend on which others share its batch. An agent that continues
+  conversations from their tokens also accepts ``act_batch(batch, histories=...)``: one list per
+  conversation of the episode's :class:`~rlvr.agents.trajectory.Turn` records so far (empty on the
+  first turn). Each turn holds the ``prompt_ids`` and ``completion_ids`` of that generation and the
+  ``observation`` messages the environment answered with, so the next prompt can be the previous
+  prompt's ids, plus the generated ids, plus only the new messages encoded, instead of a re-rendered
+  text (the trainer's token-exact agents, :mod:`rlvr.agents.trainer.backends`, do this);
 * ``bind(env) -> Agent``: called once per environment instance (the oracle reads the env; agents
   with per-episode state return a fresh copy of themselves);
 * ``start_episode(seed)``: called on the (bound) agent at every reset with the episode's seed;
@@ -66,8 +72,8 @@ def turn_seed(episode_seed: int, turn: int) -> int:
     return int(state[0]) >> 1
 
 
-def _accepts_seeds(agent: Any) -> bool:
-    """Whether ``agent.act_batch`` takes the per-row ``seeds=`` keyword (see the module docstring)."""
+def _accepts(agent: Any, keyword: str) -> bool:
+    """Whether ``agent.act_batch`` takes the optional ``keyword`` (``seeds``, ``histories``; see the module docstring)."""
     fn = getattr(agent, "act_batch", None)
     if fn is None:
         return False
@@ -75,21 +81,27 @@ def _accepts_seeds(agent: Any) -> bool:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-    return "seeds" in params
+    return keyword in params
 
 
-def generate(agent: Any, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
+def generate(agent: Any, batch: Sequence[Messages], seeds: Sequence[int] | None = None,
+             histories: Sequence[Sequence[Any]] | None = None) -> list[Generation]:
     """Ask ``agent`` for one message per conversation, batched when it supports ``act_batch``.
 
-    ``seeds`` (one per conversation) are passed on to agents whose ``act_batch`` accepts them.
+    ``seeds`` (one per conversation) and ``histories`` (each conversation's turns so far) are passed
+    on to agents whose ``act_batch`` accepts them.
     """
-    if seeds is not None and len(seeds) != len(batch):
-        raise ConfigError(f"generate() got {len(seeds)} seeds for {len(batch)} conversations; give one per conversation")
+    for name, given in (("seeds", seeds), ("histories", histories)):
+        if given is not None and len(given) != len(batch):
+            raise ConfigError(f"generate() got {len(given)} {name} for {len(batch)} conversations; "
+                              "give one per conversation")
     if hasattr(agent, "act_batch"):
-        if seeds is not None and _accepts_seeds(agent):
-            out = list(agent.act_batch(list(batch), seeds=list(seeds)))
-        else:
-            out = list(agent.act_batch(list(batch)))
+        kwargs: dict[str, Any] = {}
+        if seeds is not None and _accepts(agent, "seeds"):
+            kwargs["seeds"] = list(seeds)
+        if histories is not None and _accepts(agent, "histories"):
+            kwargs["histories"] = [list(h) for h in histories]
+        out = list(agent.act_batch(list(batch), **kwargs))
     else:
         out = [agent.act(m) for m in batch]
     if len(out) != len(batch):

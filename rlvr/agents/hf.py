@@ -107,11 +107,22 @@ class HFAgent:
     def act(self, messages: Messages) -> str:
         return self.act_batch([messages])[0].text
 
+    def reseed(self, seed: int) -> None:
+        """Sampling of the following calls depends on ``seed`` (and the row seeds, or the call order) only."""
+        self.seed = seed
+        self._calls = 0
+
     def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
         """One generation per conversation; ``seeds`` (one per conversation) select per-row generators."""
         if seeds is not None and len(seeds) != len(batch):
             raise ConfigError(f"act_batch got {len(seeds)} seeds for {len(batch)} conversations; give one per conversation")
-        prompts = [self.encode(m) for m in batch]
+        return self.act_ids([self.encode(m) for m in batch], seeds)
+
+    def act_ids(self, prompts: Sequence[Sequence[int]], seeds: Sequence[int] | None = None) -> list[Generation]:
+        """One generation per prompt given as token ids (what :meth:`act_batch` runs after :meth:`encode`)."""
+        if seeds is not None and len(seeds) != len(prompts):
+            raise ConfigError(f"act_ids got {len(seeds)} seeds for {len(prompts)} prompts; give one per prompt")
+        prompts = [list(p) for p in prompts]
         results: list[Generation | None] = [None] * len(prompts)
         todo = []
         for i, p in enumerate(prompts):

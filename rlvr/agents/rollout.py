@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from numbers import Integral
+from typing import Any, Callable, Iterable, Sequence
 
 import gymnasium as gym
 
@@ -63,7 +64,8 @@ class _Slot:
     env: gym.Env
     agent: Any
     traj: Trajectory | None = None
-    pending: list[Turn] = field(default_factory=list)
+    sample_seed: int = 0
+    """The episode's sampling seed (``seed + k``): what ``start_episode`` and the turn seeds derive from."""
 
 
 def _env_kwargs(env: gym.Env, given: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -126,12 +128,30 @@ def _agent_failure(agent: Any, slots: list["_Slot"], e: Exception) -> AgentError
     return AgentError(f"agent {type(agent).__name__} raised {type(e).__name__}: {e} while generating {where}")
 
 
+def _task_seeds(seeds: Sequence[int] | None, episodes: int) -> list[int] | None:
+    """``seeds`` checked (one integer per episode) and made plain ints; None stays None."""
+    if seeds is None:
+        return None
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
+        raise ConfigError(f"seeds must be a sequence of {episodes} integers (one per episode), "
+                          f"got {type(seeds).__name__}")
+    if len(seeds) != episodes:
+        raise ConfigError(f"rollout got {len(seeds)} seeds for {episodes} episodes; give one seed per episode "
+                          "(repeat a seed to run its task several times)")
+    bad = [(k, s) for k, s in enumerate(seeds) if isinstance(s, bool) or not isinstance(s, Integral)]
+    if bad:
+        k, s = bad[0]
+        raise ConfigError(f"seeds must be integers, got {s!r} ({type(s).__name__}) at index {k}")
+    return [int(s) for s in seeds]
+
+
 def rollout(
     env: str | Callable[[], gym.Env],
     agent: Any,
     *,
     episodes: int,
     seed: int = 0,
+    seeds: Sequence[int] | None = None,
     concurrency: int = 8,
     out: str | Path | None = None,
     env_kwargs: dict[str, Any] | None = None,
@@ -139,18 +159,24 @@ def rollout(
     on_episode: Callable[[Trajectory], None] | None = None,
     reset_options: Callable[[int], dict[str, Any] | None] | None = None,
 ) -> list[Trajectory]:
-    """Run ``episodes`` episodes; episode ``k`` is reset with seed ``seed + k``.
+    """Run ``episodes`` episodes; episode ``k`` is reset with seed ``seeds[k]``, or ``seed + k`` without ``seeds``.
 
-    Reproducible whatever ``concurrency``: each episode's randomness derives from its own seed. The
-    (bound) agent's ``start_episode(seed + k)`` is called at each reset, and agents whose
-    ``act_batch`` accepts ``seeds=`` get one seed per conversation, :func:`~rlvr.agents.base.turn_seed`
-    of the episode seed and the turn (see :mod:`rlvr.agents.base`).
+    Reproducible whatever ``concurrency``: each episode's randomness derives from its own seeds. The
+    task comes from the reset seed, which each trajectory records (``Trajectory.seed``). The agent's
+    sampling comes from the episode's *sampling seed* ``seed + k`` (the same number as the reset seed
+    when ``seeds`` is not given): the (bound) agent's ``start_episode(seed + k)`` is called at each
+    reset, and agents whose ``act_batch`` accepts ``seeds=`` get one seed per conversation,
+    :func:`~rlvr.agents.base.turn_seed` of the sampling seed and the turn (see :mod:`rlvr.agents.base`).
+    So episodes given the same task seed (a GRPO group) play the same task with different samples.
+    Agents whose ``act_batch`` accepts ``histories=`` also get each conversation's turns so far.
 
     Args:
         env: an env id or a zero-argument factory.
         agent: anything with ``act`` (or ``act_batch``); agents with ``bind(env)`` are bound per instance.
             An exception raised by the agent stops the rollout as an :class:`~rlvr.errors.AgentError`
             naming the episodes in flight; finished episodes are already written to ``out``.
+        seed: the first sampling seed (and reset seed, without ``seeds``).
+        seeds: one reset (task) seed per episode, ``len(seeds) == episodes``; repeats are allowed.
         concurrency: environment instances alive at once (and the generation batch size).
         out: folder; trajectories are appended to ``out/trajectories.jsonl`` as episodes finish.
         on_episode: called with each finished trajectory.
@@ -161,6 +187,7 @@ def rollout(
     """
     if episodes < 0 or concurrency < 1:
         raise ConfigError(f"need episodes >= 0 and concurrency >= 1, got {episodes} and {concurrency}")
+    reset_seeds = _task_seeds(seeds, episodes)
     n_slots = min(concurrency, episodes) or 1
     _check_agent(agent, n_slots if episodes else 1)
     writer = TrajectoryWriter(Path(out) / "trajectories.jsonl") if out is not None else None
@@ -188,11 +215,12 @@ def rollout(
         nonlocal next_episode
         k = next_episode
         next_episode += 1
-        ep_seed = seed + k
+        slot.sample_seed = seed + k
+        ep_seed = reset_seeds[k] if reset_seeds is not None else slot.sample_seed
         options = reset_options(k) if reset_options else None
         obs, info = slot.env.reset(seed=ep_seed, options=options)
         if hasattr(slot.agent, "start_episode"):
-            slot.agent.start_episode(ep_seed)
+            slot.agent.start_episode(slot.sample_seed)
         slot.traj = Trajectory(
             env_id=slot.env.spec.id if slot.env.spec else type(slot.env.unwrapped).__name__,
             task_id=str(info.get("task_id")),
@@ -251,9 +279,11 @@ def rollout(
                     groups.setdefault(id(s.agent), []).append(s)
                 for members in groups.values():
                     t0 = time.perf_counter()
-                    seeds = [turn_seed(s.traj.seed, len(s.traj.turns)) for s in members]  # type: ignore[union-attr,arg-type]
+                    histories = [s.traj.turns for s in members]  # type: ignore[union-attr]
+                    row_seeds = [turn_seed(s.sample_seed, len(h)) for s, h in zip(members, histories)]
                     try:
-                        batch = generate(members[0].agent, [s.env.unwrapped.messages for s in members], seeds=seeds)
+                        batch = generate(members[0].agent, [s.env.unwrapped.messages for s in members],
+                                         seeds=row_seeds, histories=histories)
                     except AgentError:
                         raise
                     except Exception as e:

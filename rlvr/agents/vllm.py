@@ -93,7 +93,13 @@ class VLLMAgent:
         the row position."""
         if seeds is not None and len(seeds) != len(batch):
             raise ConfigError(f"act_batch got {len(seeds)} seeds for {len(batch)} conversations; give one per conversation")
-        prompts = [self.encode(m) for m in batch]
+        return self.act_ids([self.encode(m) for m in batch], seeds)
+
+    def act_ids(self, prompts: Sequence[Sequence[int]], seeds: Sequence[int] | None = None) -> list[Generation]:
+        """One generation per prompt given as token ids (what :meth:`act_batch` runs after :meth:`encode`)."""
+        if seeds is not None and len(seeds) != len(prompts):
+            raise ConfigError(f"act_ids got {len(seeds)} seeds for {len(prompts)} prompts; give one per prompt")
+        prompts = [list(p) for p in prompts]
         self._calls += 1
         # one seed per request: a shared seed would give identical prompts (a GRPO group) identical samples
         keys = [[self.seed, int(s)] for s in seeds] if seeds is not None else [

@@ -185,6 +185,27 @@ def test_generate_passes_seeds_only_to_agents_that_take_them():
         generate(Takes(), [[]], seeds=[1, 2])
 
 
+def test_generate_passes_histories_only_to_agents_that_take_them():
+    got = []
+
+    class Takes:
+        def act_batch(self, batch, seeds=None, histories=None):
+            got.append((seeds, histories))
+            return ["a"] * len(batch)
+
+    class TakesSeeds:
+        def act_batch(self, batch, seeds=None):
+            got.append(seeds)
+            return ["b"] * len(batch)
+
+    assert generate(Takes(), [[], []], seeds=[1, 2], histories=[["t0"], []]) == [Generation("a")] * 2
+    assert got == [([1, 2], [["t0"], []])]
+    assert generate(TakesSeeds(), [[]], seeds=[3], histories=[["t0"]]) == [Generation("b")] and got[-1] == [3]
+    assert generate(Takes(), [[]], histories=[[]]) == [Generation("a")] and got[-1] == (None, [[]])
+    with pytest.raises(ConfigError, match="got 1 histories for 2 conversations; give one per conversation"):
+        generate(Takes(), [[], []], histories=[[]])
+
+
 def test_hf_agent_row_seed_fixes_the_sample_whatever_the_batch():
     pytest.importorskip("torch")
     from _trainer_helpers import smollm2_tokenizer, tiny_llama
@@ -202,6 +223,27 @@ def test_hf_agent_row_seed_fixes_the_sample_whatever_the_batch():
     assert agent.act_batch([m1], seeds=[42])[0].completion_ids == alone.completion_ids  # call count does not matter
     again = HFAgent(agent.model, tok, temperature=1.0, max_new_tokens=5, seed=12)
     assert again.act_batch([m1], seeds=[42])[0].completion_ids != alone.completion_ids  # the agent seed matters
+
+
+def test_hf_agent_act_ids_generates_from_given_ids_and_reseed_restarts_sampling():
+    pytest.importorskip("torch")
+    from _trainer_helpers import smollm2_tokenizer, tiny_llama
+
+    from rlvr.agents.hf import HFAgent
+
+    tok = smollm2_tokenizer()
+    agent = HFAgent(tiny_llama(tok), tok, temperature=1.0, max_new_tokens=5, seed=11)
+    m1 = [{"role": "user", "content": "Tell me a word."}]
+    ids = agent.encode(m1)
+    g = agent.act_ids([ids], seeds=[42])[0]
+    assert g.prompt_ids == ids and g.completion_ids == agent.act_batch([m1], seeds=[42])[0].completion_ids
+    with pytest.raises(ConfigError, match="act_ids got 1 seeds for 2 prompts"):
+        agent.act_ids([ids, ids], seeds=[1])
+    agent.reseed(5)
+    first = [x.completion_ids for x in agent.act_ids([ids, ids])]  # no row seeds: seed and call count
+    agent.act_ids([ids])
+    agent.reseed(5)
+    assert [x.completion_ids for x in agent.act_ids([ids, ids])] == first
 
 
 def _agent_module(tmp_path, monkeypatch):

@@ -206,6 +206,77 @@ def test_batched_agents_get_one_seed_per_conversation_from_episode_and_turn():
     assert len({s for c in calls for s in c}) == 4
 
 
+def test_seeds_give_each_episode_its_task_seed_in_order():
+    seeds = [7, 3, 7, 3, 11]
+    trajs = rollout("rlvr/GuessNumber-v0", OracleAgent(), episodes=5, seeds=seeds, concurrency=2)
+    assert [t.seed for t in trajs] == seeds and [t.repro.seed for t in trajs] == seeds
+    assert [t.reset_info["episode"] for t in trajs] == [0, 1, 2, 3, 4]
+    alone = {s: rollout("rlvr/GuessNumber-v0", OracleAgent(), episodes=1, seed=s)[0].task_id for s in (3, 7, 11)}
+    assert [t.task_id for t in trajs] == [alone[s] for s in seeds]  # the task is the one of that seed
+
+
+def test_repeated_seeds_share_the_task_and_sample_from_the_episode_index():
+    from rlvr.agents.base import turn_seed
+
+    calls, started = [], []
+
+    class Seeded:
+        def bind(self, env):
+            return self
+
+        def start_episode(self, seed):
+            started.append(seed)
+
+        def act_batch(self, batch, seeds=None):
+            calls.append(list(seeds))
+            return ["<answer>1</answer>"] * len(batch)
+
+    trajs = rollout("rlvr/GuessNumber-v0", Seeded(), episodes=3, seeds=[42, 42, 42], seed=10, concurrency=1)
+    assert len({t.task_id for t in trajs}) == 1 and [t.seed for t in trajs] == [42, 42, 42]
+    assert started == [10, 11, 12]  # sampling seeds are seed + k, not the shared task seed
+    assert calls == [[turn_seed(10, 0)], [turn_seed(11, 0)], [turn_seed(12, 0)]]
+
+
+def test_repeated_seeds_give_a_sampling_hf_agent_distinct_samples():
+    pytest.importorskip("torch")
+    from _trainer_helpers import smollm2_tokenizer, tiny_llama
+
+    from rlvr.agents.hf import HFAgent
+
+    tok = smollm2_tokenizer()
+    agent = HFAgent(tiny_llama(tok), tok, temperature=1.0, max_new_tokens=6, seed=3)
+    trajs = rollout("rlvr/GuessNumber-v0", agent, episodes=4, seeds=[5] * 4, concurrency=4,
+                    env_kwargs={"max_turns": 1})
+    assert len({t.task_id for t in trajs}) == 1
+    assert len({tuple(t.turns[0].completion_ids) for t in trajs}) == 4
+
+
+def test_seeds_are_validated():
+    with pytest.raises(ConfigError, match="got 2 seeds for 3 episodes; give one seed per episode"):
+        rollout("rlvr/GuessNumber-v0", OracleAgent(), episodes=3, seeds=[1, 2])
+    with pytest.raises(ConfigError, match=r"seeds must be integers, got '2' \(str\) at index 1"):
+        rollout("rlvr/GuessNumber-v0", OracleAgent(), episodes=2, seeds=[1, "2"])
+    with pytest.raises(ConfigError, match=r"seeds must be integers, got True \(bool\) at index 0"):
+        rollout("rlvr/GuessNumber-v0", OracleAgent(), episodes=1, seeds=[True])
+    with pytest.raises(ConfigError, match="seeds must be a sequence of 2 integers"):
+        rollout("rlvr/GuessNumber-v0", OracleAgent(), episodes=2, seeds=5)  # type: ignore[arg-type]
+
+
+def test_agents_that_take_histories_get_each_conversations_turns():
+    seen = []
+
+    class Historian:
+        def act_batch(self, batch, histories=None):
+            seen.append([[t.action for t in h] for h in histories])
+            return [f"<tool_call>{{\"name\": \"guess\", \"arguments\": {{\"number\": {len(h) + 1}}}}}</tool_call>"
+                    for h in histories]
+
+    trajs = rollout("rlvr/GuessNumber-v0", Historian(), episodes=2, seed=0, concurrency=2,
+                    env_kwargs={"max_turns": 2, "high": 50})
+    first = trajs[0].turns[0].action
+    assert seen == [[[], []], [[first], [first]]]
+
+
 def test_repro_record_holds_env_options_and_reward_weights():
     (a,) = rollout("rlvr/GuessNumber-v0", OracleAgent(), episodes=1, env_kwargs={"high": 50})
     (b,) = rollout("rlvr/GuessNumber-v0", OracleAgent(), episodes=1,

@@ -128,21 +128,44 @@ def test_renderer_rejects_templates_that_rewrite_history(tok):
         TemplateRenderer(bad).observation_text(OBS0)
 
 
-def test_token_exact_agent_continues_each_group_member_exactly(tok):
-    """G rollouts share their opening prompt; each later prompt extends that rollout's own tokens."""
+def test_next_prompt_ids_extends_the_turns_own_ids(tok):
+    """The next prompt is the previous prompt + the sampled ids (even a non-canonical split) + the observation."""
+    from rlvr.agents.hf import chat_prompt_ids
+    from rlvr.agents.trainer.backends import next_prompt_ids
+
+    traj, p0, c0, c1 = _two_turn(tok)
+    renderer = TemplateRenderer(tok)
+    assert next_prompt_ids(traj.turns[0], renderer) == traj.turns[1].prompt_ids
+    re_rendered = chat_prompt_ids(tok, [SYSTEM, USER, {"role": "assistant", "content": ACTION0}, *OBS0])
+    assert traj.turns[1].prompt_ids != re_rendered  # what a text re-rendering would have given instead
+    traj.turns[0].completion_ids = None
+    assert next_prompt_ids(traj.turns[0], renderer) is None  # a text-only turn: nothing to continue from
+
+
+def test_token_exact_agent_continues_each_group_member_from_its_turns(tok):
+    """G rollouts share their opening prompt; each later prompt extends that rollout's own turn ids."""
     from rlvr.agents.trainer.backends import TokenExactHFAgent
 
     agent = TokenExactHFAgent(tiny_llama(tok), tok, max_new_tokens=6, temperature=1.0, seed=3)
     convs = [[SYSTEM, USER] for _ in range(3)]
     first = agent.act_batch(convs)
     assert len({tuple(g.completion_ids) for g in first}) == 3
+    assert all(g.prompt_ids == agent.encode([SYSTEM, USER]) for g in first)  # no history: the chat template
+    turns = [Turn(0, g.text, OBS0, 0.0, {}, prompt_ids=g.prompt_ids, completion_ids=g.completion_ids,
+                  logprobs=g.logprobs) for g in first]
     nxt = [c + [{"role": "assistant", "content": g.text}] + OBS0 for c, g in zip(convs, first)]
+    second = agent.act_batch(nxt, seeds=[1, 2, 3], histories=[[t] for t in turns])
     renderer = TemplateRenderer(tok)
-    for conv, g in zip(nxt, first):
-        expected = g.prompt_ids + g.completion_ids + renderer.continuation_ids(g.completion_ids, OBS0)
-        assert agent.encode(conv) == expected
-    agent.memory.clear()
-    assert agent.encode(nxt[0]) == agent.__class__.__mro__[1].encode(agent, nxt[0])  # falls back to the template
+    for g, s in zip(first, second):
+        assert s.prompt_ids == g.prompt_ids + g.completion_ids + renderer.continuation_ids(g.completion_ids, OBS0)
+    for t, s in zip(turns, second):  # the training sequence of the two turns has exactly the sampled prefix
+        t2 = Turn(1, s.text, OBS1, 0.0, {}, prompt_ids=s.prompt_ids, completion_ids=s.completion_ids,
+                  logprobs=s.logprobs)
+        seq = build_sequence(Trajectory("rlvr/GuessNumber-v0", "t", 0, [SYSTEM, USER], [t, t2]), renderer)
+        assert seq.prompt_mismatches == []
+    assert agent.act_batch(nxt[:1])[0].prompt_ids == agent.encode(nxt[0])  # no histories: the chat template
+    with pytest.raises(ConfigError, match="got 1 histories for 2 conversations"):
+        agent.act_batch(nxt[:2], histories=[[turns[0]]])
 
 
 def test_turn_without_rollout_logprobs_raises_naming_trajectory_turn_and_agent(tok):

@@ -2,89 +2,86 @@
 
 Both backends present the same interface to the trainer:
 
-* ``agent``: what :func:`rlvr.agents.rollout.rollout` drives (an agent with ``act_batch``);
+* ``agent``: what :func:`rlvr.agents.rollout.rollout` drives (a :class:`TokenExact` agent);
 * ``reseed(seed)``: make the next rollouts' sampling a function of ``seed`` alone (resumable runs);
-* ``clear()``: forget the token memory of finished conversations;
 * ``before_update()`` / ``after_update(model)``: free the engine's memory during the update and
   sync the updated weights into it (no-ops for the transformers backend, which samples from the
   very model being trained).
 
-Token-exact prompts: from the second turn on, a conversation's prompt is the previous prompt's
-ids, plus the ids the policy generated, plus the environment's messages rendered by
-:class:`~rlvr.agents.trainer.sequences.TemplateRenderer`. So the context the policy sampled from
-is exactly the prefix of the training sequence, and the rollout log-probs are the "old" log-probs
-of the PPO ratio with no re-tokenisation drift.
+Token-exact prompts: from the second turn on, a conversation's prompt is the previous turn's
+``prompt_ids``, plus the ids the policy generated there (``completion_ids``), plus that turn's
+``observation`` messages rendered by :class:`~rlvr.agents.trainer.sequences.TemplateRenderer`
+(:func:`next_prompt_ids`). The rollout hands each conversation's turns to the agent
+(``act_batch(batch, histories=...)``, see :mod:`rlvr.agents.base`), so nothing is remembered
+between calls. The context the policy sampled from is exactly the prefix of the training sequence
+:func:`~rlvr.agents.trainer.sequences.build_sequence` builds from the same turns, and the rollout
+log-probs are the "old" log-probs of the PPO ratio with no re-tokenisation drift.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Iterator, Sequence
 
 from rlvr.agents.base import Generation, Messages
-from rlvr.agents.hf import HFAgent, chat_prompt_ids
+from rlvr.agents.hf import HFAgent
 from rlvr.agents.trainer.sequences import TemplateRenderer
-from rlvr.errors import ModelLoadError
+from rlvr.agents.trajectory import Turn
+from rlvr.agents.vllm import VLLMAgent
+from rlvr.errors import ConfigError
 
-__all__ = ["HFBackend", "TokenExactHFAgent", "VLLMBackend", "policy_weights"]
-
-
-def _key(messages: Sequence[dict[str, Any]]) -> str:
-    blob = json.dumps([(m.get("role"), m.get("content")) for m in messages], ensure_ascii=False, default=repr)
-    return hashlib.sha1(blob.encode("utf-8")).hexdigest()
+__all__ = ["HFBackend", "TokenExact", "TokenExactHFAgent", "TokenExactVLLMAgent", "VLLMBackend", "next_prompt_ids",
+           "policy_weights"]
 
 
-class _TokenMemory:
-    """Remembers ``(prompt_ids, completion_ids, text)`` per conversation to continue it token-exactly."""
+def next_prompt_ids(turn: Turn, renderer: TemplateRenderer) -> list[int] | None:
+    """The prompt that continues ``turn`` token-exactly, or ``None`` when the turn carries no ids.
 
-    def __init__(self, tokenizer: Any) -> None:
-        self.renderer = TemplateRenderer(tokenizer)
-        self._memo: dict[str, tuple[list[int], list[int], str]] = {}
-
-    def continue_ids(self, messages: Sequence[dict[str, Any]]) -> list[int] | None:
-        """Prompt ids extending the remembered tokens of ``messages``' last assistant turn, if known."""
-        k = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "assistant"), None)
-        if k is None:
-            return None
-        hit = self._memo.get(_key(messages[: k + 1]))
-        if hit is None:
-            return None
-        prompt, completion, _ = hit
-        return prompt + completion + self.renderer.continuation_ids(completion, messages[k + 1 :])
-
-    def remember(self, batch: Sequence[Messages], gens: Sequence[Generation]) -> None:
-        for messages, g in zip(batch, gens):
-            if g.prompt_ids is not None and g.completion_ids is not None:
-                # keyed by the conversation *including* the reply: the G rollouts of a group share
-                # their opening messages and differ from their first reply on
-                key = _key([*messages, {"role": "assistant", "content": g.text}])
-                self._memo[key] = (list(g.prompt_ids), list(g.completion_ids), g.text)
-
-    def clear(self) -> None:
-        self._memo.clear()
+    ``turn.prompt_ids + turn.completion_ids``, then the closing of that assistant message, the
+    turn's ``observation`` messages and the next generation prompt
+    (:meth:`~rlvr.agents.trainer.sequences.TemplateRenderer.continuation_ids`): the same ids
+    :func:`~rlvr.agents.trainer.sequences.build_sequence` puts after that turn.
+    """
+    if turn.prompt_ids is None or turn.completion_ids is None:
+        return None
+    return [*turn.prompt_ids, *turn.completion_ids, *renderer.continuation_ids(turn.completion_ids, turn.observation)]
 
 
-class TokenExactHFAgent(HFAgent):
-    """:class:`~rlvr.agents.hf.HFAgent` whose later-turn prompts extend the earlier turns' exact tokens."""
+class TokenExact:
+    """Mixin for an agent with ``tokenizer``, ``encode(messages)`` and ``act_ids(prompts, seeds)``
+    (:class:`~rlvr.agents.hf.HFAgent`, :class:`~rlvr.agents.vllm.VLLMAgent`): later turns continue from
+    the ids of the previous turn (:func:`next_prompt_ids`) instead of re-rendering the conversation.
+
+    A conversation without a history (its first turn), or whose last turn carries no ids, is encoded
+    with the agent's own ``encode`` (the chat template).
+    """
+
+    tokenizer: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.memory = _TokenMemory(self.tokenizer)
+        self.renderer = TemplateRenderer(self.tokenizer)
 
-    def encode(self, messages: Messages) -> list[int]:
-        ids = self.memory.continue_ids(messages)
-        return ids if ids is not None else super().encode(messages)
+    def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None,
+                  histories: Sequence[Sequence[Turn]] | None = None) -> list[Generation]:
+        """One generation per conversation; ``histories[i]`` holds conversation ``i``'s turns so far."""
+        if histories is None:
+            histories = [[] for _ in batch]
+        if len(histories) != len(batch):
+            raise ConfigError(f"act_batch got {len(histories)} histories for {len(batch)} conversations; "
+                              "give one (possibly empty) list of turns per conversation")
+        prompts = []
+        for messages, turns in zip(batch, histories):
+            ids = next_prompt_ids(turns[-1], self.renderer) if turns else None
+            prompts.append(ids if ids is not None else self.encode(messages))  # type: ignore[attr-defined]
+        return self.act_ids(prompts, seeds)  # type: ignore[attr-defined]
 
-    def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
-        gens = super().act_batch(batch, seeds)
-        self.memory.remember(batch, gens)
-        return gens
 
-    def reseed(self, seed: int) -> None:
-        """Sampling of the following calls depends on ``seed`` and the call order only."""
-        self.seed = seed
-        self._calls = 0
+class TokenExactHFAgent(TokenExact, HFAgent):
+    """:class:`~rlvr.agents.hf.HFAgent` whose later-turn prompts extend the earlier turns' exact tokens."""
+
+
+class TokenExactVLLMAgent(TokenExact, VLLMAgent):
+    """:class:`~rlvr.agents.vllm.VLLMAgent` whose later-turn prompts extend the earlier turns' exact tokens."""
 
 
 class HFBackend:
@@ -98,10 +95,8 @@ class HFBackend:
                                        top_p=top_p, batch_size=batch_size, max_context=max_context, seed=seed)
 
     def reseed(self, seed: int) -> None:
+        """Sampling of the following rollouts depends on ``seed`` (and the row seeds) only."""
         self.agent.reseed(seed)
-
-    def clear(self) -> None:
-        self.agent.memory.clear()
 
     def before_update(self) -> None:
         return None
@@ -146,39 +141,16 @@ class VLLMBackend:
 
     def __init__(self, model_name: str, *, max_new_tokens: int, temperature: float, top_p: float,
                  gpu_memory_utilization: float, max_context: int, seed: int) -> None:
-        try:
-            from rlvr.agents.vllm import VLLMAgent
-        except ImportError as e:  # pragma: no cover - the module itself imports vllm lazily
-            raise ModelLoadError(f"the vLLM backend is unavailable: {e}") from e
-
-        class _TokenExactVLLMAgent(VLLMAgent):
-            """Continues each conversation from the exact tokens of its previous turns."""
-
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                self.memory = _TokenMemory(self.tokenizer)
-
-            def encode(self, messages: Messages) -> list[int]:
-                ids = self.memory.continue_ids(messages)
-                return ids if ids is not None else chat_prompt_ids(self.tokenizer, messages)
-
-            def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
-                gens = super().act_batch(batch, seeds)
-                self.memory.remember(batch, gens)
-                return gens
-
         # processed_logprobs: log-probs of the temperature-scaled sampling distribution, as the
         # trainer computes them (needs vLLM >= 0.10.2)
-        self.agent = _TokenExactVLLMAgent(model_name, max_new_tokens=max_new_tokens, temperature=temperature,
-                                          top_p=top_p, gpu_memory_utilization=gpu_memory_utilization,
-                                          enable_sleep_mode=True, seed=seed, max_model_len=max_context,
-                                          logprobs_mode="processed_logprobs")
+        self.agent = TokenExactVLLMAgent(model_name, max_new_tokens=max_new_tokens, temperature=temperature,
+                                         top_p=top_p, gpu_memory_utilization=gpu_memory_utilization,
+                                         enable_sleep_mode=True, seed=seed, max_model_len=max_context,
+                                         logprobs_mode="processed_logprobs")
 
     def reseed(self, seed: int) -> None:
+        """Sampling of the following rollouts depends on ``seed`` (and the row seeds) only."""
         self.agent.reseed(seed)
-
-    def clear(self) -> None:
-        self.agent.memory.clear()
 
     def before_update(self) -> None:
         self.agent.sleep(level=1)

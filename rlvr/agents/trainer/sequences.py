@@ -34,6 +34,11 @@ class TemplateRenderer:
     without the new messages appended; the text between them is exactly what the template adds
     for those messages, whatever the real history is. Raises :class:`ConfigError` for templates
     that rewrite earlier messages when new ones are appended (not prefix-stable).
+
+    This is not :func:`~rlvr.agents.hf.chat_prompt_ids` (the ids of a whole conversation, used for
+    every opening prompt): a continuation is the *difference* between two renderings, taken on the
+    template's text (``tokenize=False``) and tokenised on its own, because ids of the whole chat would
+    re-tokenise the generated turns.
     """
 
     def __init__(self, tokenizer: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 
 from rlvr.agents.base import OracleAgent
+from rlvr.agents.hf import chat_prompt_ids
 from rlvr.agents.rollout import rollout
 from rlvr.agents.trainer.sequences import TemplateRenderer, TokenSequence, build_sequence, collate
 from rlvr.agents.trajectory import Trajectory
@@ -29,9 +30,7 @@ def _tokenise(traj: Trajectory, tokenizer: Any) -> Trajectory:
     """Give a text-only trajectory token ids: the chat-template prompt, each action plus end token.
 
     The oracle sampled nothing, so its turns have no log-probs (``logprobs`` stays ``None``)."""
-    prompt = tokenizer.apply_chat_template(traj.initial_messages, add_generation_prompt=True, tokenize=True)
-    if isinstance(prompt, dict) or hasattr(prompt, "input_ids"):
-        prompt = prompt["input_ids"]
+    prompt = chat_prompt_ids(tokenizer, traj.initial_messages)
     for turn in traj.turns:
         ids = list(tokenizer(turn.action, add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
         turn.prompt_ids, turn.completion_ids, turn.logprobs = list(prompt), ids, None
