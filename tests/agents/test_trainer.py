@@ -11,7 +11,7 @@ from rlvr.agents.trainer.backends import HFBackend
 from rlvr.agents.trainer.batch import group_advantages, reward_tables
 from rlvr.agents.trainer.config import Advantage, TrainConfig
 from rlvr.agents.trainer.sequences import TemplateRenderer, broadcast_turn_values, build_sequence
-from rlvr.agents.trainer.trainer import collect_groups, ppo_update, task_seeds, train, train_main
+from rlvr.agents.trainer.trainer import collect_groups, first_prediction, ppo_update, task_seeds, train, train_main
 from rlvr.errors import ConfigError
 
 ENV_KW = {"low": 1, "high": 2, "max_turns": 2}
@@ -81,6 +81,30 @@ def test_full_train_step_writes_every_record(tmp_path, tok):
     assert len(groups) == config.tasks_per_step and all(len(v) == 1 for v in groups.values())
     assert (out / "plots" / "training.png").stat().st_size > 10_000
     assert (out / "checkpoints" / "latest").read_text() == "step-000001"
+
+
+def test_logged_reward_is_the_environments_reward(tmp_path, tok):
+    """One reward: with weights the environment applies, reward/mean is the mean of its episode rewards."""
+    from rlvr.agents.trajectory import read_trajectories
+
+    config = _config(tmp_path, reward_weights={"progress": 2.0, "format": 0.5, "outcome": 3.0}, plot=False)
+    row = train(config, model=answer_policy(tok), tokenizer=tok).metrics[0]
+    trajs = list(read_trajectories(tmp_path / "run" / "trajectories.jsonl"))
+    assert len(trajs) == 8 and all(t.repro.reward_weights["outcome"] == 3.0 for t in trajs)
+    env_rewards = [t.total_reward for t in trajs]
+    assert len(set(env_rewards)) > 1 and row["reward/mean"] == pytest.approx(float(np.mean(env_rewards)))
+    assert row["reward/std"] == pytest.approx(float(np.std(env_rewards)))
+    assert "env_reward/mean" not in row
+
+
+def test_first_prediction_is_read_from_the_host_masks():
+    from rlvr.agents.trainer.sequences import TokenSequence
+
+    def seq(mask):
+        return TokenSequence([0] * len(mask), mask, [1] * len(mask), [0.0] * len(mask), [])
+
+    assert first_prediction([seq([0, 0, 0, 1, 1]), seq([0, 0, 0, 0, 1, 1, 0])]) == 2  # logits at 2 predict token 3
+    assert first_prediction([seq([1, 1])]) == 0 and first_prediction([seq([0, 0])]) == 0
 
 
 @pytest.mark.parametrize("extra", [{}, {"warmup_sft_steps": 2, "warmup_sft_lr": 1e-3, "kl_coef": 0.5}],

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from rlvr.agents.trainer.batch import advantage_stats, anchor_keys, gate_tiers, reward_tables, turn_keys
+from rlvr.agents.trainer.batch import (advantage_stats, anchor_keys, gate_tiers, group_advantages, reward_tables,
+                                      step_advantages, turn_keys)
 from rlvr.agents.trainer.config import TrainConfig
 from rlvr.agents.trajectory import Trajectory, Turn
 from rlvr.errors import ConfigError
@@ -69,3 +70,57 @@ def test_explicit_weights_override_the_config():
     # e.g. an environment whose defaults log a component at weight 0
     t = reward_tables(TRAJS, TrainConfig(reward_weights={"format": 5.0}), weights={"format": 0.0})
     assert np.allclose(t.process, [[0.5, 0.0, 0.0], [0.25, 0.25, 0.0]])
+
+
+def _seq(length, spans):
+    from rlvr.agents.trainer.sequences import TokenSequence
+
+    mask = [int(any(a <= j < b for a, b in spans)) for j in range(length)]
+    return TokenSequence(list(range(length)), mask, [1] * length, [0.0] * length, list(spans))
+
+
+def test_step_advantages_by_hand():
+    # group 0: returns 1.0 and 0.0 -> GRPO (unbiased std 1/sqrt(2)) gives +-1/sqrt(2); group 1 ties -> 0
+    trajs = [_traj([{"outcome": 1.0}]), _traj([{"progress": 0.0}, {"outcome": 0.0}]),
+             _traj([{"outcome": 1.0}]), _traj([{"outcome": 1.0}])]
+    seqs = [_seq(5, [(2, 4)]), _seq(8, [(1, 3), (5, 7)]), _seq(3, [(1, 2)]), _seq(3, [(2, 3)])]
+    cfg = TrainConfig(group_size=2, tasks_per_step=2, advantage="grpo")
+    out = step_advantages(reward_tables(trajs, cfg), trajs, seqs, cfg)
+    a = 0.5 / (0.5**0.5 + 1e-6)
+    assert np.allclose(out.turn, [[a, 0.0], [-a, -a], [0.0, 0.0], [0.0, 0.0]])
+    assert out.token[0] == pytest.approx([0, 0, a, a, 0])
+    assert out.token[1] == pytest.approx([0, -a, -a, 0, 0, -a, -a, 0])
+    assert out.token[2] == [0.0] * 3 and out.token[3] == [0.0] * 3
+    assert out.stats["adv/zero_group_frac"] == 0.5
+    assert out.stats["adv/max"] == pytest.approx(a) and out.stats["adv/min"] == pytest.approx(-a)
+    assert out.stats["adv/mean"] == pytest.approx((a - 2 * a) / 5)  # five valid turns
+    with pytest.raises(ConfigError, match="whole groups of 2"):
+        step_advantages(reward_tables(trajs[:3], cfg), trajs[:3], seqs[:3], cfg)
+
+
+def test_step_advantages_feed_pure_the_token_counts_of_each_turn():
+    trajs = [_traj([{"progress": 1.0}, {"outcome": 1.0}]), _traj([{"progress": 0.0}, {"outcome": 0.0}])]
+    seqs = [_seq(9, [(0, 1), (4, 9)]), _seq(9, [(0, 3), (4, 6)])]
+    cfg = TrainConfig(group_size=2, tasks_per_step=1, advantage="pure", pure_baseline="token")
+    tables = reward_tables(trajs, cfg)
+    out = step_advantages(tables, trajs, seqs, cfg)
+    counts = np.array([[1.0, 5.0], [3.0, 2.0]])
+    assert np.allclose(out.turn, group_advantages(tables, slice(0, 2), cfg, trajs, counts))
+    uniform = group_advantages(tables, slice(0, 2), cfg, trajs, np.ones((2, 2)))
+    assert np.abs(out.turn - uniform).max() > 1e-6  # the counts matter
+
+
+def test_recorded_weights_make_the_table_return_the_environments_reward():
+    """The one reward: the table weights each turn as the environment did (the weights it recorded),
+    so under the env scheme a trajectory's return is its total_reward, whatever the config says."""
+    from rlvr.agents import OracleAgent
+    from rlvr.agents.rollout import rollout
+
+    env_kwargs = {"low": 1, "high": 16, "reward_weights": {"progress": 3.0, "outcome": 2.0}}
+    trajs = rollout("rlvr/GuessNumber-v0", OracleAgent(), episodes=4, env_kwargs=env_kwargs)
+    assert all(t.repro.reward_weights["progress"] == 3.0 for t in trajs)
+    assert any(turn.reward_components.get("progress") for t in trajs for turn in t.turns)
+    cfg = TrainConfig(env_kwargs=env_kwargs)  # config.reward_weights empty: the recorded weights decide
+    assert reward_tables(trajs, cfg).returns().tolist() == pytest.approx([t.total_reward for t in trajs])
+    hand_built = [_traj([dict(turn.reward_components) for turn in t.turns]) for t in trajs]  # nothing recorded
+    assert reward_tables(hand_built, cfg).returns().tolist() != pytest.approx([t.total_reward for t in trajs])

@@ -9,6 +9,7 @@ from rlvr.agents.trainer.losses import (
     aggregate,
     entropy_from_logits,
     k3_kl,
+    micro_batch_loss,
     ppo_clip_loss,
     token_logprobs_from_logits,
 )
@@ -73,3 +74,41 @@ def test_k3_kl():
     d = math.log(0.5)
     assert kl.tolist() == pytest.approx([math.exp(d) - d - 1, 0.0])
     assert (k3_kl(torch.randn(100), torch.randn(100)) >= 0).all()
+
+
+def test_micro_batch_loss_by_hand():
+    logp = torch.tensor([[0.0, 0.1, -0.2]])
+    adv = torch.tensor([[0.0, 1.0, -1.0]])
+    mask = torch.tensor([[0.0, 1.0, 1.0]])
+    entropy = torch.tensor([[9.0, 0.5, 1.0]])
+    # both ratios (e^0.1, e^-0.2) inside [0.8, 1.2]; the mini-batch has 4 policy tokens, this micro-batch 2
+    out = micro_batch_loss(logp, torch.zeros(1, 3), adv, mask, entropy, torch.zeros(1, 3), entropy_coef=0.1,
+                           kl_coef=0.5, num_tokens=4, num_seqs=2)
+    r1, r2 = math.exp(0.1), math.exp(-0.2)
+    policy = (-r1 + r2) / 4
+    kl = ((math.exp(-0.1) + 0.1 - 1) + (math.exp(0.2) - 0.2 - 1)) / 4
+    assert out.loss.item() == pytest.approx(policy - 0.1 * 1.5 / 4 + 0.5 * kl, rel=1e-6)
+    s = {k: v.item() for k, v in out.sums.items()}
+    assert s["tokens"] == 2 and s["loss/policy"] == pytest.approx(policy * 4, rel=1e-6)
+    assert s["loss/kl"] == pytest.approx(kl * 4, rel=1e-5) and s["loss/entropy"] == pytest.approx(1.5)
+    assert s["loss/clip_frac"] == 0.0 and s["loss/ratio_mean"] == pytest.approx(r1 + r2, rel=1e-6)
+    assert s["loss/approx_kl"] == pytest.approx(0.5 * (0.01 + 0.04), rel=1e-5)
+    assert all(not v.requires_grad for v in out.sums.values())
+
+
+def test_micro_batch_loss_without_reference_or_entropy_bonus():
+    logp = torch.tensor([[0.0, 0.5]], requires_grad=True)
+    entropy = torch.tensor([[0.0, 2.0]], requires_grad=True)
+    out = micro_batch_loss(logp, torch.zeros(1, 2), torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 1.0]]), entropy,
+                           num_tokens=1, num_seqs=1)
+    assert out.loss.item() == pytest.approx(-1.2)  # ratio e^0.5 clipped at 1.2
+    assert out.sums["loss/kl"].item() == 0.0 and out.sums["loss/clip_frac"].item() == 1.0
+    out.loss.backward()
+    assert entropy.grad is None  # entropy_coef 0: the entropy carries no gradient
+    # equal micro-batches under global normalisers add up to the mini-batch loss
+    halves = [micro_batch_loss(torch.tensor([[0.0, v]]), torch.zeros(1, 2), torch.ones(1, 2),
+                               torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2), num_tokens=2, num_seqs=2).loss
+              for v in (0.1, -0.1)]
+    whole = micro_batch_loss(torch.tensor([[0.0, 0.1], [0.0, -0.1]]), torch.zeros(2, 2), torch.ones(2, 2),
+                             torch.tensor([[0.0, 1.0], [0.0, 1.0]]), torch.zeros(2, 2), num_tokens=2, num_seqs=2).loss
+    assert (halves[0] + halves[1]).item() == pytest.approx(whole.item())

@@ -45,7 +45,6 @@ __all__ = [
     "grpo_advantages",
     "group_normalize",
     "igpo_advantages",
-    "outcome_returns",
     "per_turn_index_normalize",
     "pure_advantages",
     "softmin_weights",
@@ -129,12 +128,6 @@ def group_normalize(
         centred = centred / denom if denom > 0 else np.zeros_like(centred)
     out[m] = centred[m]
     return out
-
-
-def outcome_returns(rewards: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Trajectory return ``R_i = sum_t rewards[i, t]`` over valid turns, shape ``[G]``."""
-    r, m = as_table(rewards, mask)
-    return (r * m).sum(axis=1)
 
 
 def _broadcast(per_rollout: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Pure functions over :class:`~rlvr.agents.trajectory.Trajectory` lists laid out group by group
 (rollouts ``g*G .. g*G+G-1`` share task ``g``). The trainer calls them in this order:
-:func:`drop_infra_groups` -> :func:`reward_tables` -> :func:`group_advantages` -> :func:`advantage_stats`.
+:func:`drop_infra_groups` -> :func:`reward_tables` -> :func:`step_advantages` (which runs
+:func:`group_advantages` on every group and sums up with :func:`advantage_stats`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import numpy as np
 from rlvr.agents.rollout import infra_failure
 from rlvr.agents.trainer import advantages as adv
 from rlvr.agents.trainer.config import Advantage, RewardScheme, TrainConfig
+from rlvr.agents.trainer.sequences import TokenSequence, broadcast_turn_values
 from rlvr.errors import ConfigError
 from rlvr.rewards.gated import GatedRewardAccumulation, RewardTier
 
-__all__ = ["RewardTables", "advantage_stats", "anchor_keys", "drop_infra_groups", "gate_tiers", "group_advantages",
-           "reward_tables", "turn_keys"]
+__all__ = ["RewardTables", "StepAdvantages", "advantage_stats", "anchor_keys", "drop_infra_groups", "gate_tiers",
+           "group_advantages", "reward_tables", "step_advantages", "turn_keys"]
 
 
 @dataclass
@@ -86,18 +88,30 @@ def gate_tiers(config: TrainConfig, component_names: Sequence[str]) -> tuple[Rew
     return tuple(tiers)
 
 
+def _weights_in_force(trajectory: Any, config: TrainConfig) -> dict[str, float]:
+    """The weights the environment applied to ``trajectory`` (as recorded), else ``config.reward_weights``."""
+    repro = getattr(trajectory, "repro", None)
+    recorded = getattr(repro, "reward_weights", None)
+    return dict(config.reward_weights if recorded is None else recorded)
+
+
 def reward_tables(
     trajectories: Sequence[Any],
     config: TrainConfig,
     info_gain: Sequence[Sequence[float]] | None = None,
     weights: dict[str, float] | None = None,
 ) -> RewardTables:
-    """Per-turn reward tables under ``config.reward``.
+    """Per-turn reward tables under ``config.reward``: the one place the trainer computes a reward.
 
-    ``weights`` are the component weights (default ``config.reward_weights``; the trainer passes the
-    environment's effective weights, its defaults overridden by the config); unnamed components
-    weigh 1.0. ``info_gain[i][t]`` is trajectory ``i``'s gain for turn ``t`` (required for the
-    ``info_gain`` scheme; a trajectory has one fewer gain than turns).
+    A turn's components are weighted as the environment weighted them to form the turn's
+    ``reward``: with the weights in force that rollout records on each trajectory
+    (``repro.reward_weights``: the environment's defaults overridden by ``config.reward_weights``,
+    which the trainer passes to it). So under the ``env`` scheme each trajectory's return is its
+    ``total_reward``, the environment's own sum. ``weights``, when given, replace the recorded
+    weights; a trajectory recorded without weights (built by hand) falls back on
+    ``config.reward_weights``. Unnamed components weigh 1.0. ``info_gain[i][t]`` is trajectory
+    ``i``'s gain for turn ``t`` (required for the ``info_gain`` scheme; a trajectory has one fewer
+    gain than turns).
     """
     n = len(trajectories)
     t_max = max((len(t.turns) for t in trajectories), default=0)
@@ -112,10 +126,10 @@ def reward_tables(
         ungated = np.zeros(n)
     if config.reward is RewardScheme.INFO_GAIN and (info_gain is None or len(info_gain) != n):
         raise ConfigError("the info_gain reward scheme needs one list of information gains per trajectory")
-    weights = dict(config.reward_weights if weights is None else weights)
     outcome_names = set(config.outcome_components)
     for i, traj in enumerate(trajectories):
-        comps = [{k: weights.get(k, 1.0) * float(v) for k, v in turn.reward_components.items()} for turn in traj.turns]
+        w = _weights_in_force(traj, config) if weights is None else weights
+        comps = [{k: w.get(k, 1.0) * float(v) for k, v in turn.reward_components.items()} for turn in traj.turns]
         for turn in traj.turns:
             for k, v in turn.reward_components.items():
                 totals.setdefault(k, np.zeros(n))[i] += float(v)
@@ -194,6 +208,42 @@ def group_advantages(
         return adv.tempo_advantages(total, mask, [turn_keys(t) for t in trajs], scale_by_std=config.scale_by_std,
                                     std_kind=std_kind)
     raise ConfigError(f"unknown advantage estimator {a!r}")  # pragma: no cover - the enum is exhaustive
+
+
+@dataclass
+class StepAdvantages:
+    """A step's advantages: per turn ``[N, T_max]``, per token (one list per sequence) and their statistics."""
+
+    turn: np.ndarray
+    token: list[list[float]]
+    stats: dict[str, float]
+
+
+def step_advantages(
+    tables: RewardTables,
+    trajectories: Sequence[Any],
+    seqs: Sequence[TokenSequence],
+    config: TrainConfig,
+) -> StepAdvantages:
+    """Group advantages of every group of ``config.group_size`` rows, broadcast to the policy tokens.
+
+    Turn ``t``'s advantage goes to every generated token of turn ``t`` (``seqs[i].turn_spans``; the
+    token counts of the turns feed ``pure``'s per-token baseline); ``stats`` are
+    :func:`advantage_stats` over the groups.
+    """
+    n, g = len(trajectories), config.group_size
+    if n == 0 or n % g or len(seqs) != n or tables.mask.shape[0] != n:
+        raise ConfigError(f"step_advantages needs whole groups of {g} with one sequence and one table row per "
+                          f"trajectory; got {n} trajectories, {len(seqs)} sequences, {tables.mask.shape[0]} rows")
+    token_counts = np.zeros_like(tables.mask, dtype=float)
+    for i, s in enumerate(seqs):
+        for t, (a, b) in enumerate(s.turn_spans):
+            token_counts[i, t] = b - a
+    groups = [slice(k, k + g) for k in range(0, n, g)]
+    per_group = [group_advantages(tables, rows, config, trajectories, token_counts) for rows in groups]
+    turn_adv = np.concatenate(per_group, axis=0)
+    token_adv = [broadcast_turn_values(s, turn_adv[i]) for i, s in enumerate(seqs)]
+    return StepAdvantages(turn_adv, token_adv, advantage_stats(per_group, [tables.mask[rows] for rows in groups]))
 
 
 def advantage_stats(per_group: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> dict[str, float]:

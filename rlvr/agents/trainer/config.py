@@ -96,8 +96,9 @@ class TrainConfig:
     reward: RewardScheme = RewardScheme.ENV
     """Reward scheme: ``env`` (weighted components summed), ``gated`` (G-RA) or ``info_gain`` (IGPO)."""
     reward_weights: dict[str, float] = field(default_factory=dict)
-    """Weight per reward component (JSON); unnamed components weigh 1.0. Also passed to the environment.
-    Names must be components the environment declares."""
+    """Weight per reward component (JSON); unnamed components weigh 1.0. Passed to the environment, which
+    applies them (over its own defaults) to every turn's reward: the one reward the trainer uses. Names
+    must be components the environment declares."""
     outcome_components: list[str] = field(default_factory=lambda: ["outcome"])
     """Components that form the trajectory outcome; the others are per-turn process rewards (declared names)."""
     gate_priority: list[str] = field(default_factory=lambda: ["outcome"])

@@ -18,12 +18,13 @@ from rlvr.errors import ConfigError
 
 __all__ = [
     "LossAggregation",
+    "MicroBatchLoss",
     "PolicyLossOutput",
     "aggregate",
     "entropy_from_logits",
     "k3_kl",
+    "micro_batch_loss",
     "ppo_clip_loss",
-    "token_logprobs",
     "token_logprobs_from_logits",
 ]
 
@@ -47,20 +48,6 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     probs = torch.exp(logits - logz)
     ent = logz.squeeze(-1) - (probs * logits).sum(-1)
     return torch.nn.functional.pad(ent, (1, 0), value=0.0)
-
-
-def token_logprobs(
-    model: torch.nn.Module,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    *,
-    with_entropy: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Run ``model`` on a right-padded batch; return per-token log-probs (and entropies)."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
-    logp = token_logprobs_from_logits(logits, input_ids)
-    ent = entropy_from_logits(logits).detach() if with_entropy else None
-    return logp, ent
 
 
 def aggregate(
@@ -151,3 +138,58 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """
     d = torch.clamp(ref_logp - logp, -20.0, 20.0)
     return torch.exp(d) - d - 1.0
+
+
+@dataclass
+class MicroBatchLoss:
+    """The loss of one micro-batch and what it adds to the step's statistics.
+
+    ``sums`` are detached tensors (no host sync): ``tokens`` (policy tokens of the micro-batch) and
+    token-weighted sums of ``loss/policy``, ``loss/kl``, ``loss/entropy``, ``loss/clip_frac``,
+    ``loss/ratio_mean``, ``loss/approx_kl``; summed over micro-batches and divided by the summed
+    ``tokens`` they give token means over the whole update.
+    """
+
+    loss: torch.Tensor
+    sums: dict[str, torch.Tensor]
+
+
+def micro_batch_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    loss_mask: torch.Tensor,
+    entropy: torch.Tensor,
+    ref_logp: torch.Tensor | None = None,
+    *,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    aggregation: LossAggregation = "token-mean",
+    entropy_coef: float = 0.0,
+    kl_coef: float = 0.0,
+    num_tokens: float,
+    num_seqs: float,
+    norm_length: float | None = None,
+) -> MicroBatchLoss:
+    """``ppo_clip - entropy_coef * H + kl_coef * k3_KL(policy || reference)`` of one micro-batch.
+
+    All terms are aggregated with the *mini-batch* normalisers ``num_tokens`` / ``num_seqs`` (see
+    :func:`aggregate`), so the micro-batch losses add up to the mini-batch loss. Without ``ref_logp``
+    the KL term is 0; with ``entropy_coef == 0`` the entropy carries no gradient.
+    """
+    norm = dict(num_tokens=num_tokens, num_seqs=num_seqs, norm_length=norm_length)
+    out = ppo_clip_loss(logp, old_logp, advantages, loss_mask, clip_low=clip_low, clip_high=clip_high,
+                        aggregation=aggregation, **norm)
+    if entropy_coef == 0:
+        entropy = entropy.detach()
+    loss = out.loss - entropy_coef * aggregate(entropy, loss_mask, aggregation, **norm)
+    kl = torch.zeros((), device=logp.device)
+    if ref_logp is not None:
+        kl = aggregate(k3_kl(logp, ref_logp), loss_mask, aggregation, **norm)
+        loss = loss + kl_coef * kl
+    mask = loss_mask.to(logp.dtype)
+    n = mask.sum()
+    sums = {"tokens": n, "loss/policy": out.loss.detach() * num_tokens, "loss/kl": kl.detach() * num_tokens,
+            "loss/entropy": (entropy.detach() * mask).sum(), "loss/clip_frac": out.clip_fraction * n,
+            "loss/ratio_mean": out.ratio_mean * n, "loss/approx_kl": out.approx_kl * n}
+    return MicroBatchLoss(loss, sums)

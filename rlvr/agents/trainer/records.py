@@ -1,16 +1,22 @@
-"""Run records: checkpoints (save / resume), the per-step metrics file and PNG plots."""
+"""Run records: checkpoints (save / resume), the per-step metrics (:func:`step_metrics`, the
+``metrics.jsonl`` file) and PNG plots."""
 
 from __future__ import annotations
 
 import json
 import os
 import resource
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from rlvr.agents.rollout import summarize
 from rlvr.errors import ConfigError
 
-__all__ = ["MetricsLog", "latest_checkpoint", "load_checkpoint", "peak_memory_mb", "plot_metrics", "save_checkpoint"]
+__all__ = ["MetricsLog", "latest_checkpoint", "load_checkpoint", "peak_memory_mb", "plot_metrics", "save_checkpoint",
+           "step_metrics"]
 
 
 def peak_memory_mb(device: Any) -> float:
@@ -20,6 +26,62 @@ def peak_memory_mb(device: Any) -> float:
     if getattr(device, "type", str(device)) == "cuda" and torch.cuda.is_available():
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def step_metrics(
+    step: int,
+    all_trajs: Sequence[Any],
+    trained: Sequence[Any],
+    *,
+    infra: Mapping[str, float],
+    times: Mapping[str, float],
+    seqs: Sequence[Any] = (),
+    tables: Any = None,
+    advantages: Mapping[str, float] | None = None,
+    update: Mapping[str, float] | None = None,
+    gains: Sequence[Sequence[float]] | None = None,
+    ppo_epochs: int = 1,
+    peak_mem_mb: float = 0.0,
+) -> dict[str, Any]:
+    """One ``metrics.jsonl`` row for a training step.
+
+    ``all_trajs`` are every rollout of the step, ``trained`` those left after
+    :func:`~rlvr.agents.trainer.batch.drop_infra_groups`, with their token sequences ``seqs``, their
+    :class:`~rlvr.agents.trainer.batch.RewardTables` ``tables``, the advantage statistics and the
+    update's loss statistics. ``reward/mean`` and ``reward/std`` are over the trained trajectories'
+    returns in ``tables`` (the reward the advantages were computed from; under the ``env`` scheme,
+    each trajectory's ``total_reward``); ``success_rate``, ``turns/mean`` and ``truncated_frac``
+    summarise every scored episode of ``all_trajs`` (:func:`~rlvr.agents.rollout.summarize`).
+    ``times`` holds ``rollout_s`` and ``step_s`` (plus ``reward_s`` and ``update_s`` after an update).
+    Without ``tables`` (every group dropped, no update) the row has the step, the episode count, the
+    ``infra`` counts and the two times only.
+    """
+    row: dict[str, Any] = {"step": step, "episodes": len(all_trajs)}
+    if tables is None:
+        return {**row, **infra, "perf/rollout_s": times["rollout_s"], "perf/step_s": times["step_s"]}
+    returns = tables.returns()
+    summary = summarize(list(all_trajs))  # infra-failed episodes are counted apart, out of its means
+    generated = sum(len(t.completion_ids or []) for tr in all_trajs for t in tr.turns)
+    row.update({
+        "episodes/trained": len(trained), **infra,
+        "reward/mean": float(returns.mean()), "reward/std": float(returns.std()),
+        "success_rate": summary["success_rate"], "turns/mean": summary["mean_turns"],
+        "truncated_frac": summary["truncated"],
+        **{f"reward/{k}": float(v.mean()) for k, v in sorted(tables.component_totals.items())},
+        **(advantages or {}), **(update or {}),
+        "tokens/generated": generated, "tokens/sequence_mean": float(np.mean([len(s) for s in seqs])),
+        "tokens/prompt_mismatch_turns": sum(len(s.prompt_mismatches) for s in seqs),
+        "perf/rollout_s": times["rollout_s"], "perf/reward_s": times["reward_s"], "perf/update_s": times["update_s"],
+        "perf/rollout_tok_s": generated / max(times["rollout_s"], 1e-9),
+        "perf/update_tok_s": ppo_epochs * sum(len(s) for s in seqs) / max(times["update_s"], 1e-9),
+        "perf/peak_mem_mb": peak_mem_mb, "perf/step_s": times["step_s"],
+    })
+    if tables.ungated_return is not None:
+        row["reward/ungated_mean"] = float(tables.ungated_return.mean())
+    if gains is not None:
+        flat = [g for per_traj in gains for g in per_traj]
+        row["reward/info_gain_mean"] = float(np.mean(flat)) if flat else 0.0
+    return row
 
 
 class MetricsLog:

@@ -1,11 +1,19 @@
 """Turn-aware GRPO: the training loop, top to bottom.
 
-One step = (1) roll out ``group_size`` episodes of ``tasks_per_step`` tasks with the current policy,
-(2) build token-exact sequences, (3) score turns (environment components, gating or information
-gain), (4) compute group advantages per turn and broadcast them to the policy's tokens,
-(5) PPO-clip update against the rollout log-probs, (6) log, checkpoint. The maths lives in
-:mod:`~rlvr.agents.trainer.advantages`, :mod:`~rlvr.agents.trainer.losses`,
-:mod:`~rlvr.agents.trainer.sequences` and :mod:`~rlvr.agents.trainer.batch`.
+:func:`setup` builds a :class:`Run` (policy, reference model, optimiser, rollout backend, records;
+resume and warm start); :func:`train` then runs the steps. One step = (1) roll out ``group_size``
+episodes of ``tasks_per_step`` tasks with the current policy, (2) build token-exact sequences,
+(3) score turns (environment components, gating or information gain), (4) compute group advantages
+per turn and broadcast them to the policy's tokens, (5) PPO-clip update against the rollout
+log-probs, (6) log, checkpoint. The maths lives in pure functions:
+:func:`~rlvr.agents.trainer.batch.reward_tables`, :func:`~rlvr.agents.trainer.batch.step_advantages`,
+:func:`~rlvr.agents.trainer.losses.micro_batch_loss` and :func:`~rlvr.agents.trainer.records.step_metrics`
+(with :mod:`~rlvr.agents.trainer.advantages` and :mod:`~rlvr.agents.trainer.sequences` under them).
+
+The one reward is the environment's: it applies ``config.reward_weights`` (passed in its keyword
+arguments) to every turn, and :func:`~rlvr.agents.trainer.batch.reward_tables` weights the components
+with the weights the trajectories record it used; the advantages and ``reward/mean`` both come from
+those tables.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import copy
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -25,19 +34,20 @@ import torch
 
 from rlvr.agents.rollout import rollout, summarize
 from rlvr.agents.trainer.backends import HFBackend, VLLMBackend
-from rlvr.agents.trainer.batch import advantage_stats, drop_infra_groups, group_advantages, reward_tables
+from rlvr.agents.trainer.batch import RewardTables, drop_infra_groups, reward_tables, step_advantages
 from rlvr.agents.trainer.config import RewardScheme, TrainConfig
-from rlvr.agents.trainer.losses import aggregate, entropy_from_logits, k3_kl, ppo_clip_loss, token_logprobs_from_logits
+from rlvr.agents.trainer.losses import (MicroBatchLoss, entropy_from_logits, micro_batch_loss,
+                                        token_logprobs_from_logits)
 from rlvr.agents.trainer.records import (MetricsLog, latest_checkpoint, load_checkpoint, peak_memory_mb,
-                                         plot_metrics, save_checkpoint)
+                                         plot_metrics, save_checkpoint, step_metrics)
 from rlvr.agents.trainer.sft import SFT_SEED_OFFSET, demonstration_sequences, sft_warmup
-from rlvr.agents.trainer.sequences import (TemplateRenderer, TokenSequence, broadcast_turn_values, build_sequence,
-                                           collate)
+from rlvr.agents.trainer.sequences import TemplateRenderer, TokenSequence, build_sequence, collate
 from rlvr.agents.trajectory import Trajectory, TrajectoryWriter
 from rlvr.errors import ConfigError, RLVRError
 from rlvr.rewards.info_gain import InformationGain
 
-__all__ = ["TrainResult", "train", "train_main", "ppo_update", "task_seeds", "EVAL_SEED_OFFSET"]
+__all__ = ["Run", "TrainResult", "setup", "train", "train_main", "ppo_update", "first_prediction", "task_seeds",
+           "EVAL_SEED_OFFSET"]
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation tasks use seeds far from the training ones
 
@@ -61,26 +71,14 @@ def task_seeds(config: TrainConfig, step: int) -> list[int]:
     return [base + p for p in range(config.tasks_per_step) for _ in range(config.group_size)]
 
 
-class _SeedMap(gym.Wrapper):
-    """Resets episode ``k`` with ``seeds[k]`` so the rollouts of one group share a task."""
-
-    def __init__(self, env: gym.Env, seeds: list[int]) -> None:
-        super().__init__(env)
-        self._seeds = seeds
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        return self.env.reset(seed=self._seeds[seed or 0], options=options)
-
-
 def collect_groups(config: TrainConfig, agent: Any, seeds: list[int], env_kwargs: dict[str, Any]) -> list[Trajectory]:
-    """Roll out one episode per entry of ``seeds`` (all at once, generation batched across them)."""
-    factory = lambda: _SeedMap(gym.make(config.env, **env_kwargs), seeds)  # noqa: E731
-    trajs = rollout(factory, agent, episodes=len(seeds), seed=0, concurrency=len(seeds))
-    for k, t in enumerate(trajs):  # record the task seed each episode really used
-        t.seed = seeds[k]
-        if t.repro is not None:
-            t.repro.seed = seeds[k]
-    return trajs
+    """Roll out one episode per entry of ``seeds`` (all at once, generation batched across them).
+
+    Episode ``k`` plays the task of ``seeds[k]`` and samples from its own seed ``k``, so the
+    episodes of a group share a task and differ in their samples.
+    """
+    return rollout(config.env, agent, episodes=len(seeds), seeds=seeds, seed=0, concurrency=len(seeds),
+                   env_kwargs=env_kwargs)
 
 
 def _device(config: TrainConfig) -> torch.device:
@@ -116,62 +114,68 @@ def _token_stats(logits: torch.Tensor, input_ids: torch.Tensor, start: int) -> t
     return logp, ent
 
 
+def first_prediction(seqs: Sequence[TokenSequence]) -> int:
+    """The first position whose logits predict a policy token of any of ``seqs`` (0 when none has one);
+    read from the host-side masks, so finding it costs no device sync."""
+    firsts = [s.loss_mask.index(1) for s in seqs if 1 in s.loss_mask]
+    return max(min(firsts) - 1, 0) if firsts else 0
+
+
+def _micro_batch(model: Any, seqs: list[TokenSequence], token_adv: list[list[float]], config: TrainConfig, *,
+                 pad_id: int, device: torch.device, autocast: Callable, ref_model: Any, **norm: Any) -> MicroBatchLoss:
+    """Forward the policy (and the reference) over ``seqs`` and return :func:`micro_batch_loss`."""
+    batch = collate(seqs, pad_id, token_adv, device=device)
+    start = first_prediction(seqs)
+    logp, entropy = _token_stats(_policy_logits(model, batch, config.temperature, autocast, start),
+                                 batch["input_ids"], start)
+    ref_logp = None
+    if ref_model is not None:
+        frozen = ref_model.disable_adapter() if ref_model is model else contextlib.nullcontext()
+        with torch.no_grad(), frozen:
+            ref_logits = _policy_logits(ref_model, batch, config.temperature, autocast, start)
+            ref_logp, _ = _token_stats(ref_logits, batch["input_ids"], start)
+    return micro_batch_loss(logp, batch["old_logprobs"], batch["advantages"], batch["loss_mask"], entropy, ref_logp,
+                            clip_low=config.clip_low, clip_high=config.clip_high,
+                            aggregation=config.effective_loss_aggregation, entropy_coef=config.entropy_coef,
+                            kl_coef=config.kl_coef, **norm)
+
+
 def ppo_update(model: Any, optimizer: torch.optim.Optimizer, seqs: list[TokenSequence], token_adv: list[list[float]],
                config: TrainConfig, *, pad_id: int, device: torch.device, autocast: Callable = contextlib.nullcontext,
                ref_model: Any = None, norm_length: float | None = None, generator: torch.Generator | None = None,
                ) -> dict[str, float]:
     """PPO-clip epochs over a step's sequences: mini-batches, gradient accumulation over micro-batches,
-    gradient clipping; returns token-weighted loss statistics of the first epoch and the grad norm."""
+    gradient clipping; returns token-weighted loss statistics of the first epoch and the mean grad norm.
+    Statistics stay on the device until the end: one host sync per update."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    agg = config.effective_loss_aggregation
-    sums: dict[str, float] = {}
-    n_tok_first = 0.0
-    grad_norms: list[float] = []
+    max_norm = config.max_grad_norm if config.max_grad_norm > 0 else float("inf")
+    kw = dict(pad_id=pad_id, device=device, autocast=autocast, ref_model=ref_model, norm_length=norm_length)
+    sums: dict[str, torch.Tensor] = {}
+    grad_norms: list[torch.Tensor] = []
     for epoch in range(config.ppo_epochs):
         order = torch.randperm(len(seqs), generator=generator).tolist()
         for mb in np.array_split(np.array(order, dtype=int), min(config.mini_batches, len(seqs))):
+            mb = mb.tolist()
             num_tokens = float(sum(seqs[i].num_policy_tokens for i in mb))
             if num_tokens == 0:
                 continue
             optimizer.zero_grad(set_to_none=True)
-            for start in range(0, len(mb), config.micro_batch_size):
-                idx = [int(i) for i in mb[start : start + config.micro_batch_size]]
-                batch = collate([seqs[i] for i in idx], pad_id, [token_adv[i] for i in idx], device=device)
-                norm = dict(num_tokens=num_tokens, num_seqs=float(len(mb)), norm_length=norm_length)
-                mask = batch["loss_mask"]
-                start = max(int(mask.any(0).float().argmax()) - 1, 0)  # first position predicting a policy token
-                logits = _policy_logits(model, batch, config.temperature, autocast, start)
-                logp, entropy = _token_stats(logits, batch["input_ids"], start)
-                out = ppo_clip_loss(logp, batch["old_logprobs"], batch["advantages"], mask, clip_low=config.clip_low,
-                                    clip_high=config.clip_high, aggregation=agg, **norm)
-                if config.entropy_coef == 0:
-                    entropy = entropy.detach()
-                loss = out.loss - config.entropy_coef * aggregate(entropy, mask, agg, **norm)
-                kl = torch.zeros((), device=device)
-                if ref_model is not None:
-                    frozen = ref_model.disable_adapter() if ref_model is model else contextlib.nullcontext()
-                    with torch.no_grad(), frozen:
-                        ref_logits = _policy_logits(ref_model, batch, config.temperature, autocast, start)
-                        ref_logp, _ = _token_stats(ref_logits, batch["input_ids"], start)
-                    kl = aggregate(k3_kl(logp, ref_logp), mask, agg, **norm)
-                    loss = loss + config.kl_coef * kl
-                loss.backward()
+            for i in range(0, len(mb), config.micro_batch_size):
+                idx = mb[i : i + config.micro_batch_size]
+                out = _micro_batch(model, [seqs[j] for j in idx], [token_adv[j] for j in idx], config,
+                                   num_tokens=num_tokens, num_seqs=float(len(mb)), **kw)
+                out.loss.backward()
                 if epoch == 0:
-                    n = float(mask.sum())
-                    n_tok_first += n
-                    for key, v in (("loss/policy", out.loss.item() * num_tokens), ("loss/kl", kl.item() * num_tokens),
-                                   ("loss/entropy", float((entropy.detach() * mask).sum())),
-                                   ("loss/clip_frac", out.clip_fraction.item() * n),
-                                   ("loss/ratio_mean", out.ratio_mean.item() * n),
-                                   ("loss/approx_kl", out.approx_kl.item() * n)):
-                        sums[key] = sums.get(key, 0.0) + v
-            max_norm = config.max_grad_norm if config.max_grad_norm > 0 else float("inf")
-            grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, max_norm)))
+                    for key, v in out.sums.items():
+                        sums[key] = sums.get(key, 0.0) + v.double()
+            grad_norms.append(torch.nn.utils.clip_grad_norm_(params, max_norm))
             optimizer.step()
     model.eval()
-    stats = {k: v / max(n_tok_first, 1.0) for k, v in sums.items()}
-    stats["loss/grad_norm"] = float(np.mean(grad_norms)) if grad_norms else 0.0
+    totals = {k: float(v) for k, v in sums.items()}  # the one host sync
+    n_tok = max(totals.pop("tokens", 0.0), 1.0)
+    stats = {k: v / n_tok for k, v in totals.items()}
+    stats["loss/grad_norm"] = float(torch.stack(grad_norms).double().mean()) if grad_norms else 0.0
     return stats
 
 
@@ -210,11 +214,117 @@ def evaluate(model: Any, tokenizer: Any, config: TrainConfig, env_kwargs: dict[s
     return summarize(trajs)
 
 
-def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
-          log: Callable[[str], None] | None = None) -> TrainResult:
-    """Run ``config.steps`` training steps (continuing from the latest checkpoint with ``resume``).
+@dataclass
+class Run:
+    """Everything a training run holds across its steps; built by :func:`setup`, used by :func:`train`."""
 
-    ``model`` / ``tokenizer`` may be given as objects instead of ``config.model`` (tests, custom models).
+    config: TrainConfig
+    out: Path
+    """The run's folder (``config.output_dir``)."""
+    device: torch.device
+    autocast: Callable[[], contextlib.AbstractContextManager]
+    """Mixed-precision context of forward passes (bf16 on CUDA by default)."""
+    env_kwargs: dict[str, Any]
+    """The environment's keyword arguments, ``config.reward_weights`` included."""
+    model: Any
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    ref_model: Any
+    """Frozen initial policy of the KL term (the model itself with LoRA: adapters disabled), or None."""
+    backend: Any
+    """Rollout engine (:class:`~rlvr.agents.trainer.backends.HFBackend` or ``VLLMBackend``)."""
+    renderer: TemplateRenderer
+    info_gain: InformationGain | None
+    metrics: MetricsLog
+    writer: TrajectoryWriter | None
+    start: int
+    """The first step to run (0, or the checkpoint's next step on resume)."""
+    norm_length: float
+    """Dr.GRPO's constant loss normaliser: ``max_new_tokens * max_turns``."""
+    result: TrainResult
+    say: Callable[[str], None]
+
+    @property
+    def ckpt_root(self) -> Path:
+        return self.out / "checkpoints"
+
+
+def _resume_path(config: TrainConfig, ckpt_root: Path) -> Path | None:
+    """The checkpoint to resume from (``resume``), or None; a resume without checkpoint is an error."""
+    path = latest_checkpoint(ckpt_root) if config.resume else None
+    if config.resume and path is None:
+        raise ConfigError(f"resume=True but {ckpt_root} holds no checkpoint; drop --resume to start afresh")
+    return path
+
+
+def _max_turns(env_id: str, env_kwargs: dict[str, Any]) -> int:
+    """Build the environment once (its values are checked before any model loads) and return its
+    documented turn budget ``max_turns`` (1 for an environment without one)."""
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        return int(getattr(env.unwrapped, "max_turns", 1))
+    finally:
+        env.close()
+
+
+def _warm_start(config: TrainConfig, model: Any, tokenizer: Any, env_kwargs: dict[str, Any], result: TrainResult,
+                autocast: Callable, device: torch.device, say: Callable[[str], None]) -> None:
+    """Evaluate, then behaviour-clone the oracle (``warmup_sft_steps``) and evaluate again: a fresh run only."""
+    out = Path(config.output_dir)
+    if config.eval_episodes:
+        result.eval_before = evaluate(model, tokenizer, config, env_kwargs, out / "eval_before", autocast)
+        say(f"eval before: {result.eval_before}")
+    if not config.warmup_sft_steps:
+        return
+    demos = demonstration_sequences(config.env, env_kwargs, tokenizer, config.warmup_sft_episodes,
+                                    SFT_SEED_OFFSET + config.seed)
+    losses = sft_warmup(model, demos, steps=config.warmup_sft_steps, lr=config.warmup_sft_lr,
+                        pad_id=tokenizer.pad_token_id, device=device, autocast=autocast,
+                        micro_batch_size=config.micro_batch_size, max_grad_norm=config.max_grad_norm)
+    result.warmup_losses = losses
+    say(f"warm-up on {len(demos)} oracle episodes: NLL {losses[0]:.3f} -> {losses[-1]:.3f}")
+    save_checkpoint(out / "checkpoints", model, None, 0, config.to_dict(), name="warmup")
+    if config.eval_episodes:
+        result.eval_warmup = evaluate(model, tokenizer, config, env_kwargs, out / "eval_warmup", autocast)
+        say(f"eval after warm-up: {result.eval_warmup}")
+
+
+def _reference_model(config: TrainConfig, model: Any, resume_path: Path | None, ckpt_root: Path) -> Any:
+    """The frozen initial RL policy of the KL term (None without one). With LoRA it is the model with its
+    adapters disabled (no warm start then); on resume after a warm start it reloads the warm-start weights."""
+    if config.kl_coef <= 0:
+        return None
+    if config.lora:
+        return model
+    ref_model = copy.deepcopy(model).requires_grad_(False).eval()
+    warm = ckpt_root / "warmup" / "checkpoint.pt"
+    if resume_path is not None and config.warmup_sft_steps and warm.is_file():
+        load_checkpoint(warm, ref_model, None)
+    return ref_model
+
+
+def _backend(config: TrainConfig, model: Any, tokenizer: Any, start: int) -> Any:
+    """The rollout engine; a vLLM engine loaded the weights on disk, so it gets the policy's when they differ."""
+    if config.backend != "vllm":
+        return HFBackend(model, tokenizer, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                         top_p=config.top_p, batch_size=config.rollout_batch_size, max_context=config.max_context,
+                         seed=config.seed)
+    backend = VLLMBackend(config.model, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                          top_p=config.top_p, gpu_memory_utilization=config.vllm_gpu_memory_utilization,
+                          max_context=config.max_context, seed=config.seed)
+    if start > 0 or config.warmup_sft_steps:
+        backend.before_update()
+        backend.after_update(model)
+    return backend
+
+
+def setup(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
+          log: Callable[[str], None] | None = None) -> Run:
+    """Everything before the first step: folder, device, checks, policy, warm start (a fresh run),
+    reference model, optimiser, resume (the latest checkpoint with ``resume``), rollout backend, records.
+
+    Configuration errors surface before any model loads: the config checked its names at
+    construction, and building the environment once checks its values.
     """
     say = log or (lambda _msg: None)
     out = Path(config.output_dir)
@@ -222,179 +332,141 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     device = _device(config)
     autocast = _autocast(device, config.precision)
     torch.manual_seed(config.seed)
-    # configuration errors surface before any model loads: the config checked names at construction,
-    # and building the environment once checks its values
-    ckpt_root = out / "checkpoints"
-    resume_path = latest_checkpoint(ckpt_root) if config.resume else None
-    if config.resume and resume_path is None:
-        raise ConfigError(f"resume=True but {ckpt_root} holds no checkpoint; drop --resume to start afresh")
+    resume_path = _resume_path(config, out / "checkpoints")
     env_kwargs = dict(config.env_kwargs)
-    if config.reward_weights:
+    if config.reward_weights:  # the environment applies them: its per-turn reward is the one reward
         env_kwargs["reward_weights"] = dict(config.reward_weights)
-    probe = gym.make(config.env, **env_kwargs)
-    max_turns = int(getattr(probe.unwrapped, "max_turns", 1))
-    # the environment's effective component weights (its defaults, overridden by the config)
-    weights = {**getattr(probe.unwrapped, "reward_weights", {}), **config.reward_weights}
-    probe.close()
+    max_turns = _max_turns(config.env, env_kwargs)
     model, tokenizer = _load_policy(config, device, model, tokenizer)
-    norm_length = float(config.max_new_tokens * max_turns)  # Dr.GRPO's constant normaliser
     result = TrainResult(out)
     if resume_path is None:
-        if config.eval_episodes:
-            result.eval_before = evaluate(model, tokenizer, config, env_kwargs, out / "eval_before", autocast)
-            say(f"eval before: {result.eval_before}")
-        if config.warmup_sft_steps:  # behaviour cloning of the oracle, then RL from there
-            demos = demonstration_sequences(config.env, env_kwargs, tokenizer, config.warmup_sft_episodes,
-                                            SFT_SEED_OFFSET + config.seed)
-            losses = sft_warmup(model, demos, steps=config.warmup_sft_steps, lr=config.warmup_sft_lr,
-                                pad_id=tokenizer.pad_token_id, device=device, autocast=autocast,
-                                micro_batch_size=config.micro_batch_size, max_grad_norm=config.max_grad_norm)
-            result.warmup_losses = losses
-            say(f"warm-up on {len(demos)} oracle episodes: NLL {losses[0]:.3f} -> {losses[-1]:.3f}")
-            save_checkpoint(ckpt_root, model, None, 0, config.to_dict(), name="warmup")
-            if config.eval_episodes:
-                result.eval_warmup = evaluate(model, tokenizer, config, env_kwargs, out / "eval_warmup", autocast)
-                say(f"eval after warm-up: {result.eval_warmup}")
-    ref_model = None
-    if config.kl_coef > 0:  # frozen initial RL policy; with LoRA, adapters disabled (no warm-up then)
-        ref_model = model if config.lora else copy.deepcopy(model).requires_grad_(False).eval()
-        warm = ckpt_root / "warmup" / "checkpoint.pt"
-        if resume_path is not None and config.warmup_sft_steps and not config.lora and warm.is_file():
-            load_checkpoint(warm, ref_model, None)
+        _warm_start(config, model, tokenizer, env_kwargs, result, autocast, device, say)
+    ref_model = _reference_model(config, model, resume_path, out / "checkpoints")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
     start = 0
     if resume_path is not None:
         start = load_checkpoint(resume_path, model, optimizer)
         say(f"resumed from {resume_path} at step {start}")
-    if config.backend == "vllm":
-        backend: Any = VLLMBackend(config.model, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                                   top_p=config.top_p, gpu_memory_utilization=config.vllm_gpu_memory_utilization,
-                                   max_context=config.max_context, seed=config.seed)
-        if start > 0 or config.warmup_sft_steps:  # the engine loaded the weights on disk: sync the policy
-            backend.before_update()
-            backend.after_update(model)
-    else:
-        backend = HFBackend(model, tokenizer, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                            top_p=config.top_p, batch_size=config.rollout_batch_size, max_context=config.max_context,
-                            seed=config.seed)
-    renderer = TemplateRenderer(tokenizer)
     info_gain = None
     if config.reward is RewardScheme.INFO_GAIN:
         info_gain = InformationGain(config.ig_answer_prefix, config.ig_variant, config.ig_method)
-    metrics = MetricsLog(out / "metrics.jsonl", resume_from_step=start)
-    writer = TrajectoryWriter(out / "trajectories.jsonl") if config.save_trajectories else None
-    G = config.group_size
+    return Run(config, out, device, autocast, env_kwargs, model, tokenizer, optimizer, ref_model,
+               _backend(config, model, tokenizer, start), TemplateRenderer(tokenizer), info_gain,
+               MetricsLog(out / "metrics.jsonl", resume_from_step=start),
+               TrajectoryWriter(out / "trajectories.jsonl") if config.save_trajectories else None,
+               start, float(config.max_new_tokens * max_turns), result, say)
 
-    def close_step(step: int, all_trajs: list, row: dict[str, Any]) -> None:
-        """Log the step's metrics, write its trajectories and checkpoint when due."""
-        metrics.append(row)
-        result.metrics.append(row)
-        if writer is not None:
-            for t in all_trajs:
-                t.reset_info["train_step"] = step
-                writer.write(t)
-        if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.steps:
-            save_checkpoint(ckpt_root, model, optimizer, step + 1, config.to_dict())
 
-    try:
-        for step in range(start, config.steps):
-            t_step = time.perf_counter()
-            # 1. rollouts: tasks_per_step groups of G episodes, sampling seeded by the step
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            backend.reseed(config.seed * 1_000_003 + step)
-            model.eval()
-            with autocast():
-                all_trajs = collect_groups(config, backend.agent, task_seeds(config, step), env_kwargs)
-            backend.clear()
-            rollout_s = time.perf_counter() - t_step
-            gen_tokens = sum(len(t.completion_ids or []) for tr in all_trajs for t in tr.turns)
-            # episodes ended by an infrastructure failure stay out of the batch, with their whole group
-            trajs, infra_stats = drop_infra_groups(all_trajs, G)
-            if infra_stats["infra/episodes"]:
-                say(f"step {step + 1}: {int(infra_stats['infra/episodes'])} episode(s) ended by an infrastructure "
-                    f"failure; {int(infra_stats['infra/groups_dropped'])} group(s) left out of the update")
-            if not trajs:  # nothing to learn from this step
-                close_step(step, all_trajs, {"step": step, "episodes": len(all_trajs), **infra_stats,
-                                             "perf/rollout_s": rollout_s, "perf/step_s": time.perf_counter() - t_step})
-                say(f"step {step + 1}/{config.steps}  (every group had an infrastructure failure: no update)")
-                continue
-            n_groups = len(trajs) // G
-            # 2. token-exact sequences
-            seqs = [build_sequence(t, renderer) for t in trajs]
-            # 3. per-turn rewards (plus information gain per turn boundary)
-            t_reward = time.perf_counter()
-            gains = None
-            if info_gain is not None:
-                answers = [t.reset_info.get("answer") for t in trajs]
-                if any(a is None for a in answers):
-                    raise ConfigError(f"{config.env} gives no ground-truth answer (reset info 'answer'); "
-                                      "the info_gain reward needs one")
-                with autocast():
-                    gains = info_gain(model, tokenizer, [s.input_ids for s in seqs], [s.boundaries for s in seqs],
-                                      answers)
-            tables = reward_tables(trajs, config, gains, weights)
-            reward_s = time.perf_counter() - t_reward
-            # 4. group advantages per turn, broadcast to the policy tokens of each turn
-            token_counts = np.zeros_like(tables.mask, dtype=float)
-            for i, s in enumerate(seqs):
-                for t, (a, b) in enumerate(s.turn_spans):
-                    token_counts[i, t] = b - a
-            per_group, masks = [], []
-            for g in range(n_groups):
-                rows = slice(g * G, (g + 1) * G)
-                per_group.append(group_advantages(tables, rows, config, trajs, token_counts))
-                masks.append(tables.mask[rows])
-            turn_adv = np.concatenate(per_group, axis=0)
-            token_adv = [broadcast_turn_values(s, turn_adv[i]) for i, s in enumerate(seqs)]
-            # 5. policy update (the vLLM engine sleeps meanwhile and receives the new weights after)
-            t_update = time.perf_counter()
-            backend.before_update()
-            gen = torch.Generator().manual_seed(config.seed * 7_777 + step)
-            stats = ppo_update(model, optimizer, seqs, token_adv, config, pad_id=tokenizer.pad_token_id, device=device,
-                               autocast=autocast, ref_model=ref_model, norm_length=norm_length, generator=gen)
-            backend.after_update(model)
-            update_s = time.perf_counter() - t_update
-            # 6. metrics, trajectories, checkpoint
-            returns = tables.returns()
-            summary = summarize(all_trajs)  # infra-failed episodes are counted apart, out of its means
-            row: dict[str, Any] = {
-                "step": step, "episodes": len(all_trajs), "episodes/trained": len(trajs), **infra_stats,
-                "reward/mean": float(returns.mean()), "reward/std": float(returns.std()),
-                "env_reward/mean": summary["mean_reward"], "success_rate": summary["success_rate"],
-                "turns/mean": summary["mean_turns"], "truncated_frac": summary["truncated"],
-                **{f"reward/{k}": float(v.mean()) for k, v in sorted(tables.component_totals.items())},
-                **advantage_stats(per_group, masks), **stats,
-                "tokens/generated": gen_tokens, "tokens/sequence_mean": float(np.mean([len(s) for s in seqs])),
-                "tokens/prompt_mismatch_turns": sum(len(s.prompt_mismatches) for s in seqs),
-                "perf/rollout_s": rollout_s, "perf/reward_s": reward_s, "perf/update_s": update_s,
-                "perf/rollout_tok_s": gen_tokens / max(rollout_s, 1e-9),
-                "perf/update_tok_s": config.ppo_epochs * sum(len(s) for s in seqs) / max(update_s, 1e-9),
-                "perf/peak_mem_mb": peak_memory_mb(device), "perf/step_s": time.perf_counter() - t_step,
-            }
-            if tables.ungated_return is not None:
-                row["reward/ungated_mean"] = float(tables.ungated_return.mean())
-            if gains is not None:
-                flat = [g for row_ in gains for g in row_]
-                row["reward/info_gain_mean"] = float(np.mean(flat)) if flat else 0.0
-            close_step(step, all_trajs, row)
-            say(f"step {step + 1}/{config.steps}  reward {row['reward/mean']:+.3f}  success {row['success_rate']:.2f}  "
+def _rollouts(run: Run, step: int) -> list[Trajectory]:
+    """The step's ``tasks_per_step`` groups of ``group_size`` episodes, sampling seeded by the step."""
+    if run.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(run.device)
+    run.backend.reseed(run.config.seed * 1_000_003 + step)
+    run.model.eval()
+    with run.autocast():
+        return collect_groups(run.config, run.backend.agent, task_seeds(run.config, step), run.env_kwargs)
+
+
+def _turn_rewards(run: Run, trajs: list[Trajectory], seqs: list[TokenSequence]
+                  ) -> tuple[RewardTables, list[list[float]] | None]:
+    """The step's reward tables (and, under ``info_gain``, the information gain of every turn boundary)."""
+    gains = None
+    if run.info_gain is not None:
+        answers = [t.reset_info.get("answer") for t in trajs]
+        if any(a is None for a in answers):
+            raise ConfigError(f"{run.config.env} gives no ground-truth answer (reset info 'answer'); "
+                              "the info_gain reward needs one")
+        with run.autocast():
+            gains = run.info_gain(run.model, run.tokenizer, [s.input_ids for s in seqs], [s.boundaries for s in seqs],
+                                  answers)
+    return reward_tables(trajs, run.config, gains), gains
+
+
+def _update(run: Run, seqs: list[TokenSequence], token_adv: list[list[float]], step: int) -> dict[str, float]:
+    """The policy update; a vLLM engine sleeps meanwhile and receives the new weights after."""
+    run.backend.before_update()
+    gen = torch.Generator().manual_seed(run.config.seed * 7_777 + step)
+    stats = ppo_update(run.model, run.optimizer, seqs, token_adv, run.config, pad_id=run.tokenizer.pad_token_id,
+                       device=run.device, autocast=run.autocast, ref_model=run.ref_model, norm_length=run.norm_length,
+                       generator=gen)
+    run.backend.after_update(run.model)
+    return stats
+
+
+def _close_step(run: Run, step: int, all_trajs: list[Trajectory], row: dict[str, Any]) -> None:
+    """Log the step's metrics, write its trajectories and checkpoint when due."""
+    config, steps = run.config, run.config.steps
+    if row["infra/episodes"]:
+        run.say(f"step {step + 1}: {int(row['infra/episodes'])} episode(s) ended by an infrastructure failure; "
+                f"{int(row['infra/groups_dropped'])} group(s) left out of the update")
+    run.metrics.append(row)
+    if run.writer is not None:
+        for t in all_trajs:
+            t.reset_info["train_step"] = step
+            run.writer.write(t)
+    if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < steps:
+        save_checkpoint(run.ckpt_root, run.model, run.optimizer, step + 1, config.to_dict())
+    if "episodes/trained" not in row:
+        run.say(f"step {step + 1}/{steps}  (every group had an infrastructure failure: no update)")
+    elif "loss/policy" not in row:
+        run.say(f"step {step + 1}/{steps}  (no policy tokens)")
+    else:
+        run.say(f"step {step + 1}/{steps}  reward {row['reward/mean']:+.3f}  success {row['success_rate']:.2f}  "
                 f"zero-adv groups {row['adv/zero_group_frac']:.2f}  loss {row['loss/policy']:+.4f}  "
-                f"kl {row['loss/kl']:.4f}  clip {row['loss/clip_frac']:.3f}  {row['perf/step_s']:.1f}s"
-                if "loss/policy" in row else f"step {step + 1}/{config.steps}  (no policy tokens)")
-    finally:
-        if writer is not None:
-            writer.close()
-    if config.steps > start:
-        save_checkpoint(ckpt_root, model, optimizer, config.steps, config.to_dict())
-    if config.plot and metrics.rows:
-        plot_metrics(metrics.rows, out / "plots" / "training.png", title=f"{config.env} · {config.advantage}")
+                f"kl {row['loss/kl']:.4f}  clip {row['loss/clip_frac']:.3f}  {row['perf/step_s']:.1f}s")
+
+
+def _finish(run: Run) -> TrainResult:
+    """Final checkpoint, plots and evaluation."""
+    config, result = run.config, run.result
+    if config.steps > run.start:
+        save_checkpoint(run.ckpt_root, run.model, run.optimizer, config.steps, config.to_dict())
+    if config.plot and run.metrics.rows:
+        plot_metrics(run.metrics.rows, run.out / "plots" / "training.png", title=f"{config.env} · {config.advantage}")
     if config.eval_episodes:
-        result.eval_after = evaluate(model, tokenizer, config, env_kwargs, out / "eval_after", autocast)
-        say(f"eval after: {result.eval_after}")
-    result.metrics = list(metrics.rows)
+        result.eval_after = evaluate(run.model, run.tokenizer, config, run.env_kwargs, run.out / "eval_after",
+                                     run.autocast)
+        run.say(f"eval after: {result.eval_after}")
+    result.metrics = list(run.metrics.rows)
     return result
+
+
+def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
+          log: Callable[[str], None] | None = None) -> TrainResult:
+    """Run ``config.steps`` training steps (continuing from the latest checkpoint with ``resume``).
+
+    ``model`` / ``tokenizer`` may be given as objects instead of ``config.model`` (tests, custom models).
+    Each step: (1) roll out, (2) leave infra-failed groups out, (3) token-exact sequences, (4) per-turn
+    rewards, (5) group advantages per turn broadcast to the tokens, (6) PPO update, (7) log, checkpoint.
+    """
+    run = setup(config, model=model, tokenizer=tokenizer, log=log)
+    try:
+        for step in range(run.start, config.steps):
+            t0 = time.perf_counter()
+            all_trajs = _rollouts(run, step)
+            times = {"rollout_s": time.perf_counter() - t0}
+            trajs, infra = drop_infra_groups(all_trajs, config.group_size)
+            if not trajs:  # nothing to learn from this step
+                times["step_s"] = time.perf_counter() - t0
+                _close_step(run, step, all_trajs, step_metrics(step, all_trajs, trajs, infra=infra, times=times))
+                continue
+            seqs = [build_sequence(t, run.renderer) for t in trajs]
+            t1 = time.perf_counter()
+            tables, gains = _turn_rewards(run, trajs, seqs)
+            times["reward_s"] = time.perf_counter() - t1
+            adv = step_advantages(tables, trajs, seqs, config)
+            t2 = time.perf_counter()
+            stats = _update(run, seqs, adv.token, step)
+            times.update(update_s=time.perf_counter() - t2, step_s=time.perf_counter() - t0)
+            row = step_metrics(step, all_trajs, trajs, infra=infra, times=times, seqs=seqs, tables=tables,
+                               advantages=adv.stats, update=stats, gains=gains, ppo_epochs=config.ppo_epochs,
+                               peak_mem_mb=peak_memory_mb(run.device))
+            _close_step(run, step, all_trajs, row)
+    finally:
+        if run.writer is not None:
+            run.writer.close()
+    return _finish(run)
 
 
 def train_main(argv: list[str] | None = None) -> int:
