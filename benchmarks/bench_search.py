@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rlvr.caches import RETRIEVAL  # noqa: E402
 from rlvr.envs.deepsearch import BM25Retriever, Corpus, generate_world, wikipedia_corpus  # noqa: E402
-from rlvr.envs.deepsearch import retrieval  # noqa: E402
 
 
 def make_queries(corpus: Corpus, n: int, seed: int) -> list[str]:
@@ -72,11 +72,11 @@ def bench_corpus(name: str, corpus: Corpus, n_queries: int, n_rank: int, root: P
     queries = make_queries(corpus, n_queries, seed=0)
     res: dict = {"corpus": name, "documents": len(corpus)}
 
-    retrieval._MEMO.clear()
+    RETRIEVAL.clear()
     t0 = time.perf_counter()
     r = BM25Retriever(corpus, root=root, mmap=mmap)
     res["bm25s_build_s"] = time.perf_counter() - t0  # tokenise + index + save
-    retrieval._MEMO.clear()
+    RETRIEVAL.clear()
     t0 = time.perf_counter()
     r = BM25Retriever(corpus, root=root, mmap=mmap)
     res["bm25s_reload_s"] = time.perf_counter() - t0

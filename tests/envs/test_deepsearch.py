@@ -236,9 +236,9 @@ def test_paging_and_find():
     obs, *_ = env.step(call("find", doc_id="long", pattern="volcano"))
     assert obs[0]["content"].startswith('No match for "volcano"')
     # the pages cover the whole text with no gaps or overlaps
-    from rlvr.envs.deepsearch.env import _pages
+    from rlvr.envs.deepsearch.pages import page_spans
 
-    spans = _pages(long_text, 500)
+    spans = page_spans(long_text, 500)
     assert spans[0][0] == 0 and spans[-1][1] == len(long_text)
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
 

@@ -6,6 +6,11 @@
 * Tasks: :class:`Task`, :class:`Hop`, :func:`load_qa` (HotpotQA, 2Wiki, MuSiQue, Search-R1 parquet).
 * Retrieval: :class:`BM25Retriever` (bm25s, cached on disk), :class:`HTTPRetriever` (Search-R1 protocol),
   :class:`DenseRetriever` (all-MiniLM-L6-v2, optional), all with ``search(query, k) -> list[Hit]``.
+
+Layout: ``env.py`` (the environment and its tools), ``config.py`` (:class:`DeepSearchConfig`),
+``pages.py`` (sentence and page spans), ``corpus.py``, ``tasks.py``, ``world.py``; retrieval in
+``interface.py`` (:class:`Hit`, :class:`Retriever`, :class:`RetrievalError`), ``retrieval.py`` (the local
+backends and :func:`make_retriever`, re-exporting every retrieval name) and ``http_retriever.py``.
 """
 
 from rlvr.envs.deepsearch.corpus import Corpus, Document, load_corpus_jsonl, wikipedia_corpus
