@@ -318,3 +318,32 @@ def test_train_step_leaves_infra_failed_groups_out(tmp_path, monkeypatch):
                 tokenizer=tok)
     (row,) = res.metrics
     assert row["infra/groups_kept"] == 0.0 and row["infra/groups_dropped"] == 2.0 and "loss/policy" not in row
+
+
+def test_an_infrastructure_failure_at_reset_is_a_recorded_episode_not_a_crash(tmp_path):
+    """A reset that cannot get its service (a sandbox, an engine) becomes a turnless infra-failed episode;
+    the other episodes run, the file holds every episode, the summary counts it apart."""
+    from rlvr.agents.base import OracleAgent
+    from rlvr.agents.rollout import rollout
+    from rlvr.agents.trajectory import read_trajectories
+    from rlvr.envs.guess_number import GuessNumberEnv
+
+    class FlakyReset(GuessNumberEnv):
+        def _reset_task(self, options):
+            if self.np_random.integers(0, 1000) % 3 == 0 and not getattr(self, "_failed", False):
+                self._failed = True
+                raise InfrastructureError("no sandbox could be had (pool exhausted)")
+            return super()._reset_task(options)
+
+    trajs = rollout(lambda: FlakyReset(low=1, high=8), OracleAgent(), episodes=6, seed=0, concurrency=2, out=tmp_path)
+    failed = [t for t in trajs if infra_failure(t)]
+    assert len(trajs) == 6 and 1 <= len(failed) <= 2
+    for t in failed:
+        assert t.turns == [] and infra_failure(t)["where"] == "reset"
+        assert "pool exhausted" in infra_failure(t)["message"] and not is_success(t)
+    assert all(is_success(t) for t in trajs if not infra_failure(t))
+    summary = summarize(trajs)
+    assert summary["infra_failures"] == len(failed) and summary["success_rate"] == 1.0
+    assert len(list(read_trajectories(tmp_path / "trajectories.jsonl"))) == 6
+    kept, stats = drop_infra_groups(trajs, 2)
+    assert not any(infra_failure(t) for t in kept) and stats["infra/episodes"] == len(failed)

@@ -19,7 +19,7 @@ import gymnasium as gym
 import rlvr
 from rlvr.agents.base import Generation, agent_id, generate, turn_seed
 from rlvr.agents.trajectory import ReproRecord, Trajectory, TrajectoryWriter, Turn, plain
-from rlvr.errors import AgentError, ConfigError
+from rlvr.errors import AgentError, ConfigError, InfrastructureError
 
 __all__ = ["rollout", "summarize", "is_success", "infra_failure", "make_env"]
 
@@ -35,15 +35,18 @@ def make_env(env: str | Callable[[], gym.Env], env_kwargs: dict[str, Any] | None
     raise ConfigError(f"env must be an id like 'rlvr/GuessNumber-v0' or a factory, got {type(env).__name__}")
 
 
+def _env_name(env: gym.Env) -> str:
+    return env.spec.id if env.spec else type(env.unwrapped).__name__
+
+
 def infra_failure(traj: Trajectory) -> dict[str, Any] | None:
     """The cause (``{"where", "message"}``) when the episode was ended by an infrastructure failure, else ``None``.
 
     Such an episode says nothing about the policy: summaries count it apart and trainers leave it out.
     """
-    if traj.turns:
-        cause = traj.turns[-1].info.get("infra_failure")
-        if cause is not None:
-            return dict(cause) if isinstance(cause, dict) else {"where": "?", "message": str(cause)}
+    cause = traj.turns[-1].info.get("infra_failure") if traj.turns else traj.reset_info.get("infra_failure")
+    if cause is not None:
+        return dict(cause) if isinstance(cause, dict) else {"where": "?", "message": str(cause)}
     return None
 
 
@@ -212,17 +215,35 @@ def rollout(
         bar = tqdm(total=episodes, unit="ep", desc="rollout")
 
     def start(slot: _Slot) -> None:
+        """Reset ``slot`` for the next episode. A reset that fails for infrastructure reasons (a sandbox
+        that cannot be had, an engine gone) is recorded as a turnless episode with
+        ``reset_info["infra_failure"]`` and the next episode is tried."""
         nonlocal next_episode
-        k = next_episode
-        next_episode += 1
-        slot.sample_seed = seed + k
-        ep_seed = reset_seeds[k] if reset_seeds is not None else slot.sample_seed
-        options = reset_options(k) if reset_options else None
-        obs, info = slot.env.reset(seed=ep_seed, options=options)
+        while next_episode < episodes:
+            k = next_episode
+            next_episode += 1
+            slot.sample_seed = seed + k
+            ep_seed = reset_seeds[k] if reset_seeds is not None else slot.sample_seed
+            options = reset_options(k) if reset_options else None
+            try:
+                obs, info = slot.env.reset(seed=ep_seed, options=options)
+            except InfrastructureError as e:
+                slot.traj = Trajectory(
+                    env_id=_env_name(slot.env), task_id=str((options or {}).get("task_id", "")), seed=ep_seed,
+                    initial_messages=[],
+                    reset_info={"episode": k, "infra_failure": {"where": "reset", "message": f"{type(e).__name__}: {e}"}},
+                    repro=_repro(slot.env, ep_seed, agent, env_kwargs, options),
+                )
+                finish(slot)
+                continue
+            begin(slot, k, ep_seed, options, obs, info)
+            return
+
+    def begin(slot: _Slot, k: int, ep_seed: int, options: dict[str, Any] | None, obs: list, info: dict) -> None:
         if hasattr(slot.agent, "start_episode"):
             slot.agent.start_episode(slot.sample_seed)
         slot.traj = Trajectory(
-            env_id=slot.env.spec.id if slot.env.spec else type(slot.env.unwrapped).__name__,
+            env_id=_env_name(slot.env),
             task_id=str(info.get("task_id")),
             seed=ep_seed,
             initial_messages=obs,
