@@ -35,7 +35,8 @@ import numpy as np
 
 from rlvr.errors import AgentError, ConfigError
 
-__all__ = ["Agent", "Generation", "ScriptedAgent", "RandomAgent", "OracleAgent", "generate", "agent_id", "turn_seed"]
+__all__ = ["Agent", "Generation", "ScriptedAgent", "RandomAgent", "OracleAgent", "TokenAgent", "generate", "agent_id",
+           "turn_seed", "check_row_seeds"]
 
 Messages = list[dict[str, Any]]
 
@@ -61,6 +62,24 @@ class Agent(Protocol):
 def agent_id(agent: Any) -> tuple[str | None, str | None]:
     """``(model_id, chat_template_hash)`` of an agent, when it has them."""
     return getattr(agent, "model_id", None), getattr(agent, "chat_template_hash", None)
+
+
+class TokenAgent:
+    """Mixin of agents that generate from token ids (:class:`~rlvr.agents.hf.HFAgent`,
+    :class:`~rlvr.agents.vllm.VLLMAgent`): ``act_batch`` encodes each conversation with ``encode`` and
+    hands the ids to ``act_ids(prompts, seeds)``. ``seeds`` (one per conversation, e.g. from
+    :func:`turn_seed`) make each sample a function of the agent's seed and its own row seed, whatever
+    else shares the batch."""
+
+    def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
+        check_row_seeds(seeds, len(batch), "act_batch", "conversations")
+        return self.act_ids([self.encode(m) for m in batch], seeds)  # type: ignore[attr-defined]
+
+
+def check_row_seeds(seeds: Sequence[int] | None, n: int, where: str, what: str) -> None:
+    """Raise :class:`ConfigError` unless ``seeds`` is ``None`` or holds one seed per row."""
+    if seeds is not None and len(seeds) != n:
+        raise ConfigError(f"{where} got {len(seeds)} seeds for {n} {what}; give one per row")
 
 
 def turn_seed(episode_seed: int, turn: int) -> int:

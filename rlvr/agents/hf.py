@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Sequence
 
-from rlvr.agents.base import Generation, Messages
+from rlvr.agents.base import Generation, Messages, TokenAgent, check_row_seeds
 from rlvr.agents.trajectory import text_hash
 from rlvr.errors import ConfigError
 
@@ -23,7 +23,7 @@ def chat_prompt_ids(tokenizer: Any, messages: Messages) -> list[int]:
     return list(out)
 
 
-class HFAgent:
+class HFAgent(TokenAgent):
     """A transformers causal LM as an agent.
 
     ``act_batch`` renders each conversation with the tokenizer's chat template
@@ -112,16 +112,9 @@ class HFAgent:
         self.seed = seed
         self._calls = 0
 
-    def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
-        """One generation per conversation; ``seeds`` (one per conversation) select per-row generators."""
-        if seeds is not None and len(seeds) != len(batch):
-            raise ConfigError(f"act_batch got {len(seeds)} seeds for {len(batch)} conversations; give one per conversation")
-        return self.act_ids([self.encode(m) for m in batch], seeds)
-
     def act_ids(self, prompts: Sequence[Sequence[int]], seeds: Sequence[int] | None = None) -> list[Generation]:
         """One generation per prompt given as token ids (what :meth:`act_batch` runs after :meth:`encode`)."""
-        if seeds is not None and len(seeds) != len(prompts):
-            raise ConfigError(f"act_ids got {len(seeds)} seeds for {len(prompts)} prompts; give one per prompt")
+        check_row_seeds(seeds, len(prompts), "act_ids", "prompts")
         prompts = [list(p) for p in prompts]
         results: list[Generation | None] = [None] * len(prompts)
         todo = []

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from rlvr.agents.base import Generation, Messages
+from rlvr.agents.base import Generation, Messages, TokenAgent, check_row_seeds
 from rlvr.agents.hf import chat_prompt_ids
 from rlvr.agents.trajectory import text_hash
-from rlvr.errors import ConfigError, ModelLoadError
+from rlvr.errors import ModelLoadError
 
 __all__ = ["VLLMAgent", "request_seed"]
 
@@ -37,7 +37,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-class VLLMAgent:
+class VLLMAgent(TokenAgent):
     """Generate with an in-process ``vllm.LLM``.
 
     Args:
@@ -86,19 +86,9 @@ class VLLMAgent:
     def act(self, messages: Messages) -> str:
         return self.act_batch([messages])[0].text
 
-    def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
-        """One generation per conversation. ``seeds`` (one per conversation, e.g. from
-        :func:`~rlvr.agents.base.turn_seed`) make each sample a function of the agent's seed and its own
-        row seed, whatever else shares the batch; without them, of the agent's seed, the call count and
-        the row position."""
-        if seeds is not None and len(seeds) != len(batch):
-            raise ConfigError(f"act_batch got {len(seeds)} seeds for {len(batch)} conversations; give one per conversation")
-        return self.act_ids([self.encode(m) for m in batch], seeds)
-
     def act_ids(self, prompts: Sequence[Sequence[int]], seeds: Sequence[int] | None = None) -> list[Generation]:
         """One generation per prompt given as token ids (what :meth:`act_batch` runs after :meth:`encode`)."""
-        if seeds is not None and len(seeds) != len(prompts):
-            raise ConfigError(f"act_ids got {len(seeds)} seeds for {len(prompts)} prompts; give one per prompt")
+        check_row_seeds(seeds, len(prompts), "act_ids", "prompts")
         prompts = [list(p) for p in prompts]
         self._calls += 1
         # one seed per request: a shared seed would give identical prompts (a GRPO group) identical samples

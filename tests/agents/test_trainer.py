@@ -375,5 +375,5 @@ def test_vllm_row_seeds_fix_each_sample_whatever_the_batch(tmp_path, tok, monkey
     assert alone == [first[1]] and len(set(first)) == 3
     assert all(0 <= s < 2**32 for s in first)
     assert request_seed([10**30, 5]) == request_seed([10**30, 5]) != request_seed([10**30, 6])
-    with pytest.raises(ConfigError, match="one per conversation"):
+    with pytest.raises(ConfigError, match="1 seeds for 2 conversations; give one per row"):
         agent.act_batch([conv, conv], seeds=[1])
