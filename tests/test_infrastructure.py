@@ -12,12 +12,12 @@ import dataclasses
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from _loopback import JSONHandler, serve
 from rlvr.agents.rollout import infra_failure, is_success, summarize
 from rlvr.agents.trainer.batch import drop_infra_groups
 from rlvr.agents.trajectory import Trajectory, Turn
@@ -37,10 +37,7 @@ class Retrieval:
         self.health_mode = "ok"
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(JSONHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 mode = outer.health_mode if body["queries"] == ["test"] else outer.mode
@@ -50,17 +47,7 @@ class Retrieval:
                     return self._send(200, {"docs": ["not", "the", "search-r1", "shape"]})
                 self._send(200, {"result": [[{"document": DOC, "score": 1.0}] for _ in body["queries"]]})
 
-            def _send(self, code, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/retrieve"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url, _ = serve(Handler)
 
     def close(self) -> None:
         self.httpd.shutdown()

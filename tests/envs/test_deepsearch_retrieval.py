@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
+from _loopback import JSONHandler, serve
 from rlvr.envs.deepsearch import BM25Retriever, Corpus, DeepSearchEnv, Document, HTTPRetriever, RetrievalError
 import rlvr
 from rlvr.envs.deepsearch.retrieval import Tokenizer, _topk
@@ -118,10 +117,7 @@ class _Server:
         self.requests: list[dict] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
+        class Handler(JSONHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append(body)
@@ -142,18 +138,7 @@ class _Server:
                 self._send(200, {"result": result})
                 outer.answered.extend(body["queries"])
 
-            def _send(self, code, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/retrieve"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.httpd, self.url, self.thread = serve(Handler)
 
     def close(self):
         self.httpd.shutdown()
