@@ -7,6 +7,7 @@ what was expected and how to fix it. Blank lines are skipped.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -41,24 +42,30 @@ def read_jsonl_located(path: PathLike, *, what: str = "task", plural: str | None
     """
     p = Path(path)
     _check_file(p, what, error)
-    n = 0
     with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{p}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                if skip_torn_tail and not f.read().strip():
-                    break
-                raise error(f"{where}: not valid JSON ({e.msg}); expected one {what} object per line: fix or "
-                            "remove this line") from e
-            if not isinstance(obj, dict):
-                raise error(f"{where}: expected a JSON object ({what}), got {type(obj).__name__} "
-                            f"{line.strip()[:80]!r}; write one {what} object per line")
-            n += 1
-            yield where, obj
+        yield from _records(p, f, what, plural, allow_empty, skip_torn_tail, error)
+
+
+def _records(p: Path, f: Any, what: str, plural: str | None, allow_empty: bool, skip_torn_tail: bool,
+             error: type[ConfigError]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The records of the open text stream ``f`` of file ``p`` (see :func:`read_jsonl_located`)."""
+    n = 0
+    for lineno, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        where = f"{p}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            if skip_torn_tail and not f.read().strip():
+                break
+            raise error(f"{where}: not valid JSON ({e.msg}); expected one {what} object per line: fix or "
+                        "remove this line") from e
+        if not isinstance(obj, dict):
+            raise error(f"{where}: expected a JSON object ({what}), got {type(obj).__name__} "
+                        f"{line.strip()[:80]!r}; write one {what} object per line")
+        n += 1
+        yield where, obj
     if n == 0 and not allow_empty:
         raise error(f"{p} holds no {_plural(what, plural)}: every line is blank; expected one {what} object per line")
 
@@ -81,7 +88,7 @@ def read_json_records(path: PathLike, *, what: str = "task", plural: str | None 
     _check_file(p, what, error)
     text = p.read_text(encoding="utf-8")
     if not text.lstrip().startswith("["):
-        return list(read_jsonl_located(p, what=what, plural=plural, error=error))
+        return list(_records(p, io.StringIO(text), what, plural, False, False, error))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

@@ -79,16 +79,9 @@ def constructor_params(cls: type) -> dict[str, tuple[Any, Any]]:
     return out
 
 
-try:  # numpy scalars are common in sweeps; numpy is a dependency, but the checker does not need it
-    from numpy import bool_ as np_bool
-except ImportError:  # pragma: no cover
-    np_bool = None  # type: ignore[assignment,misc]
+from numpy import bool_ as np_bool  # numpy scalars are common in sweeps
 
 _MAX_ITEMS_CHECKED = 10_000  # items of a long sequence checked here; the constructor still sees them all
-
-
-def _is_np_bool(value: Any) -> bool:
-    return np_bool is not None and isinstance(value, np_bool)
 
 
 def _is_union(tp: Any) -> bool:
@@ -118,13 +111,13 @@ def matches(value: Any, tp: Any) -> bool:
     if origin is typing.Annotated:
         return matches(value, args[0])
     if tp is bool:
-        return isinstance(value, (bool, np_bool)) if np_bool else isinstance(value, bool)
+        return isinstance(value, (bool, np_bool))
     if tp is int:  # numpy integers count; bools and floats (5.0) do not
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and not _is_np_bool(value)
+        return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np_bool))
     if tp is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool) and not _is_np_bool(value)
+        return isinstance(value, numbers.Real) and not isinstance(value, (bool, np_bool))
     if tp is complex:
-        return isinstance(value, numbers.Complex) and not isinstance(value, bool) and not _is_np_bool(value)
+        return isinstance(value, numbers.Complex) and not isinstance(value, (bool, np_bool))
     if tp is str:
         return isinstance(value, (str, os.PathLike))  # a path where a file name is annotated as str
     if tp in _SEQUENCES or origin in _SEQUENCES:

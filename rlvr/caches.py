@@ -99,7 +99,6 @@ class LRUCache(Generic[V]):
         self._bytes = 0
         self._lock = threading.RLock()
         self._building: dict[Hashable, threading.Lock] = {}
-        self.hits = self.misses = 0
         with _ALL_LOCK:
             _ALL.add(self)
 
@@ -120,10 +119,8 @@ class LRUCache(Generic[V]):
         with self._lock:
             hit = self._data.get(k)
             if hit is None or not self._valid(key, hit[0]):
-                self.misses += 1
                 return default
             self._data.move_to_end(k)
-            self.hits += 1
             return hit[1]
 
     def put(self, key: Any, value: V) -> V:
@@ -158,16 +155,6 @@ class LRUCache(Generic[V]):
             with self._lock:
                 if self._building.get(k) is lock and not lock.locked():
                     del self._building[k]
-
-    def pop(self, key: Any, default: Any = None) -> Any:
-        """Remove ``key``; its value, or ``default``."""
-        k, _ = self._key(key)
-        with self._lock:
-            hit = self._data.get(k)
-            if hit is None or not self._valid(key, hit[0]):
-                return default
-            self._drop(k)
-            return hit[1]
 
     def clear(self) -> None:
         """Drop every entry."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Sequence
 
-from rlvr.agents.base import Generation, Messages, TokenAgent, check_row_seeds
+from rlvr.agents.base import Generation, Messages, TokenAgent, check_row_seeds, turn_seed
 from rlvr.agents.trajectory import text_hash
 from rlvr.errors import ConfigError
 
@@ -132,15 +132,9 @@ class HFAgent(TokenAgent):
 
     def _row_generators(self, row_seeds: Sequence[int]) -> list[Any]:
         """One CPU ``torch.Generator`` per row, seeded from ``(self.seed, row seed)``."""
-        import numpy as np
         import torch
 
-        gens = []
-        for r in row_seeds:
-            entropy = [int(self.seed) & (2**64 - 1), int(r) & (2**64 - 1)]  # type: ignore[arg-type]
-            state = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) >> 1
-            gens.append(torch.Generator(device="cpu").manual_seed(state))
-        return gens
+        return [torch.Generator(device="cpu").manual_seed(turn_seed(self.seed, r)) for r in row_seeds]  # type: ignore[arg-type]
 
     def _generate(self, prompts: list[list[int]], row_seeds: Sequence[int] | None = None) -> list[Generation]:
         import torch
@@ -181,7 +175,7 @@ class HFAgent(TokenAgent):
             devices = [device.index or 0] if device.type == "cuda" else []
             rng = torch.random.fork_rng(devices=devices)
         with rng, torch.no_grad():
-            if self.seed is not None:
+            if self.seed is not None and not per_row:  # per-row generators leave the global state alone
                 torch.manual_seed(self.seed * 1_000_003 + self._calls)
             out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attn.to(device), **kwargs)
         new = out.sequences[:, width:].cpu()

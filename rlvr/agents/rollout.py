@@ -103,7 +103,7 @@ def _repro(env: gym.Env, seed: int | None, agent: Any, env_kwargs: dict[str, Any
         chat_template_hash=tmpl,
         env_kwargs=_env_kwargs(env, env_kwargs),
         reset_options=plain(dict(options)) if options else {},
-        reward_weights=_reward_weights(env),
+        reward_weights=None,  # filled in when the episode ends, with the components it logged
     )
 
 

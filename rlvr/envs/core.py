@@ -228,13 +228,18 @@ class AgentEnv(gym.Env[list, str]):
     :class:`ConfigError` with a did-you-mean."""
 
     @classmethod
+    def _owner(cls) -> str:
+        """The env id for messages (the class name for unregistered subclasses)."""
+        return cls.env_id if cls.env_id != AgentEnv.env_id else cls.__name__
+
+    @classmethod
     def check_reward_components(cls, names: Iterable[str], where: str = "reward_weights") -> None:
         """Raise :class:`ConfigError` for a name not in :attr:`reward_components`, with a did-you-mean.
 
         ``where`` names the setting the names come from (it starts the message).
         """
         declared = cls.reward_components
-        owner = cls.env_id if cls.env_id != AgentEnv.env_id else cls.__name__
+        owner = cls._owner()
         for name in names:
             if name not in declared:
                 raise ConfigError(
@@ -247,7 +252,7 @@ class AgentEnv(gym.Env[list, str]):
         """Raise :class:`ConfigError` for a key of ``reset(options=...)`` not in :attr:`reset_options`."""
         if not isinstance(options, Mapping):
             raise ConfigError(f"reset options must be a mapping such as {{'task_id': ...}}, got {options!r}")
-        owner = cls.env_id if cls.env_id != AgentEnv.env_id else cls.__name__
+        owner = cls._owner()
         for key in options:
             if key not in cls.reset_options:
                 raise ConfigError(f"unknown reset option {key!r}{did_you_mean(str(key), cls.reset_options)}; "

@@ -62,7 +62,6 @@ class GuessNumberEnv(AgentEnv):
         )
         self.secret = low
         self.lo, self.hi = low, high
-        self._interval_before = high - low + 1
 
     @property
     def dataset_hash(self) -> str:

@@ -22,7 +22,8 @@ from typing import Any
 
 from rlvr.errors import ConfigError
 
-__all__ = ["TemplateRenderer", "TokenSequence", "broadcast_turn_values", "build_sequence", "collate"]
+__all__ = ["TemplateRenderer", "TokenSequence", "broadcast_turn_values", "build_sequence", "collate",
+           "first_prediction"]
 
 _SENTINEL = "\u2063rlvr-sentinel\u2063"
 
@@ -230,3 +231,10 @@ def collate(
     if device is not None:
         out = {k: v.to(device) for k, v in out.items()}
     return out
+
+
+def first_prediction(seqs: Sequence[TokenSequence]) -> int:
+    """The first position whose logits predict a policy token of any of ``seqs`` (0 when none has one);
+    read from the host-side masks, so finding it costs no device sync."""
+    firsts = [s.loss_mask.index(1) for s in seqs if 1 in s.loss_mask]
+    return max(min(firsts) - 1, 0) if firsts else 0

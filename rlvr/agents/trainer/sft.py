@@ -17,7 +17,7 @@ import torch
 from rlvr.agents.base import OracleAgent
 from rlvr.agents.hf import chat_prompt_ids
 from rlvr.agents.rollout import rollout
-from rlvr.agents.trainer.sequences import TemplateRenderer, TokenSequence, build_sequence, collate
+from rlvr.agents.trainer.sequences import TemplateRenderer, TokenSequence, build_sequence, collate, first_prediction
 from rlvr.agents.trajectory import Trajectory
 from rlvr.errors import ConfigError
 
@@ -66,9 +66,10 @@ def sft_warmup(model: Any, seqs: list[TokenSequence], *, steps: int, lr: float, 
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for start in range(0, len(seqs), micro_batch_size):
-            batch = collate(seqs[start : start + micro_batch_size], pad_id, device=device)
+            micro = seqs[start : start + micro_batch_size]
+            batch = collate(micro, pad_id, device=device)
             mask = batch["loss_mask"]
-            first = max(int(mask.any(0).float().argmax()) - 1, 0)
+            first = first_prediction(micro)
             with autocast():
                 logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
                                logits_to_keep=batch["input_ids"].shape[1] - first).logits

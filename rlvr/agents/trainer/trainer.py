@@ -23,7 +23,6 @@ import copy
 import math
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -41,7 +40,8 @@ from rlvr.agents.trainer.losses import (MicroBatchLoss, entropy_from_logits, mic
 from rlvr.agents.trainer.records import (MetricsLog, latest_checkpoint, load_checkpoint, peak_memory_mb,
                                          plot_metrics, save_checkpoint, step_metrics)
 from rlvr.agents.trainer.sft import SFT_SEED_OFFSET, demonstration_sequences, sft_warmup
-from rlvr.agents.trainer.sequences import TemplateRenderer, TokenSequence, build_sequence, collate
+from rlvr.agents.trainer.sequences import (TemplateRenderer, TokenSequence, build_sequence, collate,
+                                            first_prediction)
 from rlvr.agents.trajectory import Trajectory, TrajectoryWriter
 from rlvr.errors import ConfigError, RLVRError
 from rlvr.rewards.info_gain import InformationGain
@@ -112,13 +112,6 @@ def _token_stats(logits: torch.Tensor, input_ids: torch.Tensor, start: int) -> t
     logp = torch.nn.functional.pad(token_logprobs_from_logits(logits, input_ids[:, start:]), pad)
     ent = torch.nn.functional.pad(entropy_from_logits(logits), pad)
     return logp, ent
-
-
-def first_prediction(seqs: Sequence[TokenSequence]) -> int:
-    """The first position whose logits predict a policy token of any of ``seqs`` (0 when none has one);
-    read from the host-side masks, so finding it costs no device sync."""
-    firsts = [s.loss_mask.index(1) for s in seqs if 1 in s.loss_mask]
-    return max(min(firsts) - 1, 0) if firsts else 0
 
 
 def _micro_batch(model: Any, seqs: list[TokenSequence], token_adv: list[list[float]], config: TrainConfig, *,

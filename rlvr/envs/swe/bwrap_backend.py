@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Sequence
 
+from rlvr.caches import cache_dir
 from rlvr.envs.swe.errors import EngineUnavailable, SandboxError, SandboxLost
 from rlvr.envs.swe.sandbox import (
     AGENT_UID,
@@ -125,9 +126,7 @@ def default_bwrap_rootfs() -> Path:
     explicit = os.environ.get("RLVR_BWRAP_ROOTFS")
     if explicit:
         return Path(explicit)
-    cache = os.environ.get("RLVR_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "rlvr")
-    return Path(cache) / "sandbox-rootfs"
+    return cache_dir() / "sandbox-rootfs"
 
 
 class BwrapBackend(Backend):
