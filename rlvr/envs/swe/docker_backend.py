@@ -94,7 +94,7 @@ class DockerSandbox(Sandbox):
             raise ImageError(f"image {image!r} does not exist; build it with rlvr.envs.swe.images "
                              "(ensure_env_image) or containers/build_base.sh") from e
         except derr.APIError as e:
-            raise SandboxError(f"could not start a container from {image!r}: {e.explanation or e}") from e
+            raise SandboxLost(f"could not start a container from {image!r}: {e.explanation or e}") from e
         except _docker_errors()[1].ConnectionError as e:
             raise EngineUnavailable(_ENGINE_HINT) from e
         self.container = container
@@ -106,7 +106,7 @@ class DockerSandbox(Sandbox):
             container.start()
         except derr.APIError as e:
             self._destroy()
-            raise SandboxError(f"could not start a container from {image!r}: {e.explanation or e}") from e
+            raise SandboxLost(f"could not start a container from {image!r}: {e.explanation or e}") from e
         try:
             # hold the lifeline from the start: a driver killed before its first command leaks nothing
             if config.transport == "attach":
@@ -116,6 +116,9 @@ class DockerSandbox(Sandbox):
             time.sleep(0.02)
             container.reload()
             status, logs = container.status, ""
+        except EngineUnavailable:
+            self._destroy()
+            raise
         except (SandboxError, derr.NotFound):
             status, logs = "exited", ""
         if status == "running":

@@ -25,8 +25,7 @@ The immediate components are on every turn (0.0 where the turn has none); ``outc
 are only on a graded final turn (:attr:`~rlvr.envs.core.AgentEnv.optional_components`: before the
 end, or after an infrastructure failure, there is no grade to give). The final step carries
 ``info["success"]`` and ``info["resolved"]`` (the hidden tests pass), ``info["outcome"]`` (the
-level's name, or ``"infra_failure"``) and, after a submission, ``info["grade"]``; every step carries
-``info["sandbox_recoveries"]``. ``reset(options=...)`` accepts ``task_id`` (an instance id; a
+level's name, or ``"infra_failure"``) and, after a submission, ``info["grade"]``. ``reset(options=...)`` accepts ``task_id`` (an instance id; a
 did-you-mean over a task list) or ``task`` (a :class:`~rlvr.envs.swe.tasks.SWETask` to run).
 
 A sandbox that dies or wedges mid-episode, or an engine that stops answering
@@ -201,7 +200,6 @@ class SWEEnv(AgentEnv):
         self._tested: set[str] = set()
         self._last_tree = ""
         self._gold_tree: str | None = None
-        self._recoveries = 0
 
     # ---------------------------------------------------------------- identity
     @property
@@ -265,28 +263,13 @@ class SWEEnv(AgentEnv):
         sb.load_tree(task.tree(), message=task.instance_id, digest=digest)
 
     def sandbox(self) -> Sandbox:
-        """The episode's sandbox; a dead one is replaced (the work tree restarts from the task state)."""
+        """The episode's sandbox; a dead one is an infrastructure failure (:class:`SandboxLost`) that ends
+        the episode, never a fresh sandbox the model's earlier edits would silently be missing from."""
         if self._sb is None or self.task is None:
             raise SandboxError("no episode in progress: call reset() first")
         if self._sb.broken or self._sb.closed:
-            self._recover("the sandbox stopped working")
+            raise SandboxLost(f"sandbox {self._sb.id[:12]} stopped working (killed, wedged or the engine restarted)")
         return self._sb
-
-    def _recover(self, why: str) -> None:
-        assert self._pool is not None and self.task is not None
-        old, self._sb = self._sb, None
-        if old is not None:
-            try:
-                self._pool.checkin(old, broken=True)
-            except SandboxError:
-                old.close()
-        task = self.task
-        self._sb = self._pool.checkout(lambda sb: self._prepare(sb, task))
-        self._recoveries += 1
-        self._last_tree = ""
-        self._gold_tree = None
-        raise SandboxLost(f"{why}; a new sandbox was started and the repository is back at the task's starting "
-                          "state, so earlier changes are lost. Redo your edits.")
 
     def _release(self) -> None:
         if self._sb is not None and self._pool is not None:
@@ -363,7 +346,6 @@ class SWEEnv(AgentEnv):
         self._report = None
         self._seen, self._tested = set(), set()
         self._gold_tree = None
-        self._recoveries = 0
         self._pool = self._pool_for(task)
         self._sb = self._pool.checkout(lambda sb: self._prepare(sb, task))
         self._last_tree = self._sb.fingerprint()
@@ -402,10 +384,9 @@ class SWEEnv(AgentEnv):
         return self.task_list[int(self.np_random.integers(len(self.task_list)))]
 
     def _fingerprint(self) -> str:
-        try:
-            return self.sandbox().fingerprint()
-        except SandboxError:
-            return ""
+        # the agent's own damage (a removed .git) comes back as "unreadable:..."; a lost sandbox raises
+        # SandboxLost, which ends the turn as an infrastructure failure instead of a silent 0.0
+        return self.sandbox().fingerprint()
 
     def _on_tool_results(self, results: list[ToolResult]) -> dict[str, float]:
         late = [x.call.name for x in results if x.error is not None and x.error.kind is ErrorKind.TOOL_TIMEOUT]
@@ -465,9 +446,6 @@ class SWEEnv(AgentEnv):
             info["grade"] = {"fail_to_pass": report.fail_to_pass, "pass_to_pass": report.pass_to_pass,
                              "apply_error": report.apply_error, "patch_chars": len(report.model_patch)}
         return comps, info
-
-    def _step_info(self) -> dict[str, Any]:
-        return {"sandbox_recoveries": self._recoveries}
 
     # ---------------------------------------------------------------- oracle
     def oracle_action(self) -> str:

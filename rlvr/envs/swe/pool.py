@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from rlvr.envs.swe.errors import EngineUnavailable, PoolExhausted, SandboxError
+from rlvr.envs.swe.errors import EngineUnavailable, PoolExhausted, SandboxError, SandboxLost
 from rlvr.envs.swe.sandbox import Backend, Sandbox, SandboxConfig
 from rlvr.errors import ConfigError
 
@@ -193,7 +193,8 @@ class SandboxPool:
                 self._leased.add(id(sb))
                 self.stats.acquired += 1
             return sb
-        raise SandboxError(f"could not prepare a sandbox of {self.image} in {self.max_attempts} attempts: {last}") from last
+        # every attempt failed in the sandbox layer: the engine or the image, not the task or the model
+        raise SandboxLost(f"could not prepare a sandbox of {self.image} in {self.max_attempts} attempts: {last}") from last
 
     def checkin(self, sb: Sandbox, *, broken: bool = False) -> None:
         """Give back a sandbox from :meth:`checkout`; ``broken=True`` (or a dead sandbox) destroys it."""

@@ -263,6 +263,8 @@ def write_statement(project: str, version: str, files: Mapping[str, bytes], fail
         s = scenario(files, t, excerpts[t]) if t in excerpts else None
         if s is not None and all(s.snippet != o.snippet for _, o in scenarios):  # one report per reproduction
             scenarios.append((t, s))
+            if len(scenarios) == 3:  # a report shows at most three reproductions
+                break
     lead = scenarios[0][1] if scenarios else None
     if lead is not None and lead.call:
         verb = {"wrong_result": "gives a wrong result", "no_raise": "does not raise",
