@@ -334,3 +334,45 @@ def test_an_infrastructure_failure_at_reset_is_a_recorded_episode_not_a_crash(tm
     assert len(list(read_trajectories(tmp_path / "trajectories.jsonl"))) == 6
     kept, stats = drop_infra_groups(trajs, 2)
     assert not any(infra_failure(t) for t in kept) and stats["infra/episodes"] == len(failed)
+
+
+def test_toolcall_calls_after_a_timeout_in_the_same_turn_run_on_the_fresh_runtime():
+    """The fence happens right after the timed-out call: the turn's later calls never see the abandoned one."""
+    from rlvr.envs.toolcall import ToolCallEnv
+    from rlvr.envs.toolcall.task import FunctionRuntime, Request, ToolTask
+    from rlvr.rewards.matchtir import GoldCall
+
+    def backend():
+        state = {"balance": 100}
+
+        def deposit(amount: int) -> int:
+            state["balance"] += amount
+            return state["balance"]
+
+        def slow_withdraw(amount: int) -> int:
+            state["balance"] -= amount  # changes its runtime at once, then outlasts the tool timeout
+            time.sleep(0.4)
+            return state["balance"]
+
+        def balance() -> int:
+            return state["balance"]
+
+        return FunctionRuntime({"deposit": deposit, "slow_withdraw": slow_withdraw, "balance": balance},
+                               lambda: dict(state))
+
+    def spec(name, params):
+        return {"name": name, "description": name, "parameters": {
+            "type": "object", "properties": {p: {"type": "integer"} for p in params}, "required": list(params)}}
+
+    task = ToolTask("bank", "test", "test", (spec("deposit", ["amount"]), spec("slow_withdraw", ["amount"]),
+                                             spec("balance", [])),
+                    (Request(({"role": "user", "content": "Deposit 5."},), ((GoldCall("deposit", {"amount": 5}),),),
+                             (), "105"),), backend, outcome="answer", answer="105")
+    env = ToolCallEnv("tasks", tasks=[task], tool_timeout_s=0.2)
+    env.reset(seed=0)
+    call = '<tool_call>{{"name": "{}", "arguments": {}}}</tool_call>'.format
+    obs, *_ = env.step(call("deposit", '{"amount": 5}') + call("slow_withdraw", '{"amount": 50}')
+                       + call("balance", "{}"))
+    assert obs[0]["content"] == "105" and "did not finish within 0.2 s" in obs[1]["content"]
+    assert obs[2]["content"] == "105"  # the fresh runtime (55 on the one the abandoned withdrawal changed)
+    assert env.runtime.state() == {"balance": 105}

@@ -18,6 +18,7 @@ The hooks, in the order a step calls them:
 
 * ``_reset_task(options)`` (required): start a task; return the opening messages and info with ``task_id``;
 * ``_before_turn()``: at the start of every step (for example, snapshot state a reward compares against);
+* ``_after_call(result)``: after each tool call of the turn, before the next one runs;
 * one of ``_on_answer(answer)``, ``_on_tool_results(results)`` (after the turn's calls ran) or
   ``_on_no_call(text)``: the turn's messages, reward components and whether the task ended;
 * ``_on_episode_end(truncated, budget)``: on the step that ends the episode, told whether a budget
@@ -325,6 +326,10 @@ class AgentEnv(gym.Env[list, str]):
         """Score a final answer. Default: end the episode with no reward."""
         return TurnOutcome(terminated=True)
 
+    def _after_call(self, result: ToolResult) -> None:
+        """Called after each tool call of a turn, before the next one runs (for example to move off a
+        runtime that a timed-out call may still be changing). Default: nothing."""
+
     def _on_tool_results(self, results: list[ToolResult]) -> dict[str, float]:
         """Extra reward components after this turn's tool calls ran (for example progress)."""
         return {}
@@ -499,6 +504,7 @@ class AgentEnv(gym.Env[list, str]):
                 continue
             res = self.tools.execute(call)
             results.append(res)
+            self._after_call(res)
             messages.append({"role": "tool", "name": call.name, "content": res.content})
             if res.error and first_error is None:
                 first_error = res.error

@@ -344,9 +344,6 @@ class ToolCallEnv(AgentEnv):
     def _on_tool_results(self, results: list[ToolResult]) -> dict[str, float]:
         if not results:  # only malformed calls: a turn without calls
             return {}
-        self._executed.extend(r.call for r in results if r.error is None or r.error.kind is ErrorKind.TOOL_EXCEPTION)
-        if any(r.error is not None and r.error.kind is ErrorKind.TOOL_TIMEOUT for r in results):
-            self._fence()
         calls = [r.call.to_dict() for r in results]
         self._req_calls.append(calls)
         self._model_results.extend(_record(r) for r in results)
@@ -356,6 +353,12 @@ class ToolCallEnv(AgentEnv):
         self._turn_log[-1] = ("calls", self._req, calls)
         self._turn_info = {"call_rewards": [float(r) for r in rewards]}
         return {"match": float(rewards.mean())}
+
+    def _after_call(self, result: ToolResult) -> None:
+        if result.error is None or result.error.kind is ErrorKind.TOOL_EXCEPTION:
+            self._executed.append(result.call)
+        elif result.error.kind is ErrorKind.TOOL_TIMEOUT:
+            self._fence()  # before the turn's next call: it must not run where the abandoned one still runs
 
     def _fence(self) -> None:
         """After a timed-out call: move the episode to a fresh runtime on which the calls that finished in
