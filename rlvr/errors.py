@@ -20,13 +20,15 @@ Exception tree: every exception class rlvr defines derives from :class:`RLVRErro
     │   └── PoolExhausted               no sandbox became free in time      (also InfrastructureError)
     ├── rlvr.envs.swe.attach.ChannelClosed        the engine ended a sandbox's attach stream (internal: the
     │                                   Docker sandbox turns it into SandboxLost)
+    ├── rlvr.rewards.carr.JudgeReplyError (also ValueError)  a rubric judge's replies stayed unparsable
+    │                                   (internal: the rubric is then marked not applicable)
     └── InfrastructureError             a service an environment depends on failed (retrieval server,
         │                               container engine, sandbox): not the model's fault
         ├── rlvr.envs.deepsearch.RetrievalError   the retrieval backend could not answer properly
         └── EngineUnavailable, SandboxLost, ImageError, PoolExhausted (rlvr.envs.swe.errors; also SandboxError)
 
-Every file rlvr reads line by line (corpora, task files, BFCL data, trajectories) goes through one JSON Lines
-reader, ``rlvr._jsonl``: a bad line is a :class:`ConfigError` naming ``path:line``, what was expected and
+Every input file rlvr reads line by line (corpora, task files, BFCL data, trajectories) goes through one
+JSON Lines reader, ``rlvr._jsonl``: a bad line is a :class:`ConfigError` naming ``path:line``, what was expected and
 how to fix it.
 
 Problems caused by *model output* are never raised: they become error observations inside the

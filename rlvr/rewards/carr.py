@@ -43,7 +43,7 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rlvr.errors import ConfigError
+from rlvr.errors import ConfigError, RLVRError
 from rlvr.rewards.outcome import normalize_answer
 
 __all__ = [
@@ -70,6 +70,10 @@ PLACEHOLDER = re.compile(r"<(E\d+)>")
 ROOT = "E0"
 Spans = Mapping[str, Sequence[tuple[int, int]]]
 CGRPOForm = Literal["code", "paper"]
+
+
+class JudgeReplyError(RLVRError, ValueError):
+    """A rubric judge kept replying with text that could not be parsed (the rubric is then not applicable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +340,7 @@ class CaRRJudge:
             if problem is None:
                 return got
             last = problem
-        raise ValueError(f"the judge gave no usable reply after {self.retries} attempts (last: {last})")
+        raise JudgeReplyError(f"the judge gave no usable reply after {self.retries} attempts (last: {last})")
 
     def identify(self, question: str, answer: str, rubrics: Sequence[Rubric]) -> dict[str, str | None]:
         placeholders = sorted({e for r in rubrics for e in r.entities}, key=lambda e: int(e[1:]))
@@ -403,9 +407,10 @@ def rubric_reward_judge(
             flags = judge.support([rubrics[i].fill(values) for i in todo], context)
             for i, f in zip(todo, flags):
                 supported[i] = f
+    except JudgeReplyError as e:
+        return RubricResult(None, [False] * n, [False] * n, [False] * n, cited=cited, error=str(e))
     except Exception as e:  # noqa: BLE001 - the judge's failure is recorded with its cause, never scored 0.0
-        why = str(e) if isinstance(e, ValueError) and str(e).startswith("the judge gave") else \
-            f"the judge failed: {type(e).__name__}: {e}"
+        why = f"the judge failed: {type(e).__name__}: {e}"
         return RubricResult(None, [False] * n, [False] * n, [False] * n, cited=cited, error=why)
     return _finish(rubrics, identified, supported, entities=values, cited=cited)
 

@@ -21,6 +21,11 @@ from rlvr.errors import ConfigError
 
 __all__ = ["HTTPRetriever", "fit_http_budget", "HTTP_DEFAULT_TIMEOUT_S", "HTTP_DEFAULT_BACKOFF_S", "HTTP_TOOL_SHARE"]
 
+HTTP_DEFAULT_TIMEOUT_S = 10.0
+HTTP_DEFAULT_BACKOFF_S = 0.5
+HTTP_TOOL_SHARE = 0.9
+"""Share of a tool call's time limit that one HTTP request may use (the rest renders the results)."""
+
 
 class HTTPRetriever:
     """Client for a Search-R1-style retrieval server.
@@ -47,9 +52,9 @@ class HTTPRetriever:
         self,
         url: str,
         *,
-        timeout_s: float = 10.0,
+        timeout_s: float = HTTP_DEFAULT_TIMEOUT_S,
         retries: int = 3,
-        backoff_s: float = 0.5,
+        backoff_s: float = HTTP_DEFAULT_BACKOFF_S,
         deadline_s: float | None = None,
         transport: Any = None,
     ) -> None:
@@ -176,10 +181,6 @@ class HTTPRetriever:
         self.search_batch(["test"], 1)
 
 
-HTTP_DEFAULT_TIMEOUT_S = 10.0
-HTTP_DEFAULT_BACKOFF_S = 0.5
-HTTP_TOOL_SHARE = 0.9
-"""Share of a tool call's time limit that one HTTP request may use (the rest renders the results)."""
 
 
 def fit_http_budget(
