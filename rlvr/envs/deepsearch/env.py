@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import inspect
 import json
 import os
 from collections import Counter, defaultdict
@@ -89,9 +88,6 @@ class ToolInputError(RLVRError, ValueError):
     """A tool call the environment cannot serve (unknown id, empty query...); shown to the model.
 
     Raised inside a tool, it becomes the tool's error observation (never an exception out of ``step``)."""
-
-
-_TOOL_TIMEOUT_DEFAULT = inspect.signature(AgentEnv.__init__).parameters["tool_timeout_s"].default
 
 
 class DeepSearchEnv(AgentEnv):
@@ -153,14 +149,6 @@ class DeepSearchEnv(AgentEnv):
         if not self.tasks:
             raise ConfigError("no tasks to serve")
         self.corpus: Corpus | None = corpus_obj
-        retr_opts: dict[str, Any] = {}
-        if cfg.backend == "http":  # every retry fits in the tool timeout, so no search outlives its call
-            retr_opts = fit_http_budget(kwargs.get("tool_timeout_s", _TOOL_TIMEOUT_DEFAULT), cfg.http_timeout_s,
-                                        cfg.http_retries)
-        self.retriever: Retriever = make_retriever(cfg.backend, corpus_obj, url=cfg.retriever_url, **retr_opts)
-        if cfg.backend == "http":
-            self._health_check()
-        self._tokenize = getattr(self.retriever, "tokenizer", None) or Tokenizer()
         if judge is not None and not isinstance(judge, CaRRJudge):
             judge = CaRRJudge(judge)
         self.judge: CaRRJudge | None = judge
@@ -169,6 +157,13 @@ class DeepSearchEnv(AgentEnv):
         longest = max((len(t.hops) for t in self.tasks), default=1)
         weights = {**DEFAULT_WEIGHTS, **(reward_weights or {})}
         super().__init__(max_turns=max_turns or max(8, 2 * longest + 2), reward_weights=weights, **kwargs)
+        retr_opts: dict[str, Any] = {}
+        if cfg.backend == "http":  # every retry fits in the tool timeout, so no search outlives its call
+            retr_opts = fit_http_budget(self.tools.timeout_s, cfg.http_timeout_s, cfg.http_retries)
+        self.retriever: Retriever = make_retriever(cfg.backend, corpus_obj, url=cfg.retriever_url, **retr_opts)
+        if cfg.backend == "http":
+            self._health_check()
+        self._tokenize = getattr(self.retriever, "tokenizer", None) or Tokenizer()
         self._add_tools()
         self._remote: dict[str, Document] = {}
         self.task: Task = self.tasks[0]
