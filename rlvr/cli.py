@@ -129,10 +129,10 @@ def _cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     from rlvr.agents.trainer.config import TrainConfig
 
     # configuration errors (env id, env keywords, reward component names) surface before torch or a model loads
-    TrainConfig.from_args(rest)
+    config = TrainConfig.from_args(rest)
     from rlvr.agents.trainer import train_main
 
-    return int(train_main(rest) or 0)
+    return int(train_main(rest, config=config) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -462,10 +462,11 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     return _finish(run)
 
 
-def train_main(argv: list[str] | None = None) -> int:
-    """``rlvr train ENV --model ... --reward ... --advantage ... --group-size G --steps N`` (see ``--help``)."""
+def train_main(argv: list[str] | None = None, *, config: TrainConfig | None = None) -> int:
+    """``rlvr train ENV --model ... --reward ... --advantage ... --group-size G --steps N`` (see ``--help``);
+    ``config``: ``argv`` already parsed (the CLI checks it before this module imports torch)."""
     try:
-        config = TrainConfig.from_args(argv)
+        config = config if config is not None else TrainConfig.from_args(argv)
         print(f"training {config.model} on {config.env}: reward={config.reward} advantage={config.advantage} "
               f"G={config.group_size} steps={config.steps} -> {config.output_dir}", flush=True)
         res = train(config, log=lambda m: print(m, flush=True))
