@@ -60,11 +60,14 @@ if [ "$BUILD_BASE" = 1 ]; then
     rm -rf --one-file-system "$tmp"
     mkdir -p "$tmp"
     cid="$(docker create "$IMAGE" /bin/true)"
+    # a failed export must not leave the unlabelled container (no reaper knows it) or a half tree behind
+    trap 'docker rm -f "$cid" >/dev/null 2>&1 || true; rm -rf --one-file-system "$tmp"' EXIT
     docker export "$cid" | tar --numeric-owner -x -C "$tmp"
     docker rm -f "$cid" >/dev/null
     echo "$id" >"$tmp/.rlvr-image-id"
     rm -rf --one-file-system "$ROOTFS"
     mv "$tmp" "$ROOTFS"
+    trap - EXIT
   fi
   echo "provision.sh: bubblewrap sandbox runtime in $ROOTFS"
 fi

@@ -37,11 +37,10 @@ from rlvr.envs.swe.sandbox import (
 )
 from rlvr.errors import ConfigError
 
-__all__ = ["BwrapBackend", "BwrapSandbox", "default_bwrap_rootfs", "RUNNER_PATH_BWRAP", "ROOTFS_STAMP"]
+__all__ = ["BwrapBackend", "BwrapSandbox", "default_bwrap_rootfs", "bwrap_runtime_ready", "RUNNER_PATH_BWRAP"]
 
 RUNNER_PATH_BWRAP = "/run/rlvr-exec"
 _BWRAP_PREFIX = "rlvr-bwrap-"
-ROOTFS_STAMP = ".rlvr-image-id"
 
 
 class BwrapSandbox(Sandbox):
@@ -129,6 +128,11 @@ def default_bwrap_rootfs() -> Path:
     return cache_dir() / "sandbox-rootfs"
 
 
+def bwrap_runtime_ready() -> bool:
+    """Whether the sandbox runtime is unpacked at :func:`default_bwrap_rootfs` (its python3 is there)."""
+    return Path(default_bwrap_rootfs(), "usr", "bin", "python3").exists()
+
+
 class BwrapBackend(Backend):
     """Sandboxes as ``bubblewrap`` namespaces (fallback when no Docker engine is available).
 
@@ -152,7 +156,7 @@ class BwrapBackend(Backend):
             raise EngineUnavailable("bubblewrap is missing: install it with 'apt-get install -y bubblewrap'")
         if rootfs is None:
             rootfs = default_bwrap_rootfs()
-            if not Path(rootfs, "usr", "bin", "python3").exists():
+            if not bwrap_runtime_ready():
                 raise EngineUnavailable(
                     f"the bubblewrap sandbox runtime is missing: expected a root file system with python3 and pytest "
                     f"at {str(rootfs)!r}. Create it with 'bash containers/provision.sh' (as root; 'make test' runs it), "

@@ -534,8 +534,8 @@ if TYPE_CHECKING:
 # that this module imports neither backend (the backends import it).
 _LAZY = {
     "DockerBackend": "docker_backend", "DockerSandbox": "docker_backend", "reap_leaked": "docker_backend",
-    "_managed": "docker_backend", "BwrapBackend": "bwrap_backend", "BwrapSandbox": "bwrap_backend",
-    "default_bwrap_rootfs": "bwrap_backend", "RUNNER_PATH_BWRAP": "bwrap_backend", "ROOTFS_STAMP": "bwrap_backend",
+    "BwrapBackend": "bwrap_backend", "BwrapSandbox": "bwrap_backend", "default_bwrap_rootfs": "bwrap_backend",
+    "RUNNER_PATH_BWRAP": "bwrap_backend",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from rlvr.envs.swe.bwrap_backend import BwrapBackend
+from rlvr.envs.swe.bwrap_backend import BwrapBackend, bwrap_runtime_ready
 from rlvr.envs.swe.docker_backend import DockerBackend
 from rlvr.envs.swe.errors import EngineUnavailable
 
@@ -43,7 +43,7 @@ def require_bwrap(**kwargs) -> BwrapBackend:
     try:
         return BwrapBackend(**kwargs)
     except EngineUnavailable as e:
-        if in_ci() and "runtime is missing" in str(e):
+        if in_ci() and kwargs.get("rootfs") is None and not bwrap_runtime_ready():
             pytest.fail(f"CI is set but the bubblewrap sandbox runtime is missing: {e}", pytrace=False)
         pytest.skip(f"bubblewrap unusable: {e}")
 
