@@ -44,7 +44,6 @@ sets ``info["success"]`` on the step its task ends.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Mapping
@@ -172,7 +171,7 @@ def render_tool_prompt(instructions: str, tools: ToolSet, answer_hint: str | Non
     """A system prompt: the task instructions, the tool schemas and the call / answer format (Hermes style)."""
     parts = [instructions.strip()]
     if len(tools):
-        schemas = "\n".join(json.dumps(s, ensure_ascii=False) for s in tools.schemas())
+        schemas = "\n".join(t.schema_json() for t in tools)
         parts.append(
             "# Tools\n\nYou may call one or more functions. The function signatures are inside <tools></tools>:\n"
             f"<tools>\n{schemas}\n</tools>\n\n"
@@ -202,6 +201,7 @@ class AgentEnv(gym.Env[list, str]):
             (missing names weigh 1.0; a weight of 0 keeps the term logged but out of the reward);
             every name must be one of :attr:`reward_components` (a typo is a :class:`ConfigError`).
         parser: ``"hermes"`` (default), ``"json"`` or an object with ``parse(text) -> ParsedAction``.
+        render_mode: ``None`` or ``"ansi"`` (``render()`` returns the conversation as text).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
@@ -291,7 +291,8 @@ class AgentEnv(gym.Env[list, str]):
         self.token_counter = token_counter
         self.max_episode_seconds = max_episode_seconds
         self.invalid_penalty = invalid_penalty
-        self.reward_weights = dict(reward_weights or {})
+        self.reward_weights = {**dict.fromkeys(self.reward_components, 1.0), **dict(reward_weights or {})}
+        """Every weight in force: each declared component at 1.0 unless ``reward_weights`` says otherwise."""
         self.parser = get_parser(parser)
         self.render_mode = render_mode
         self.action_space = TextAction(max_action_chars)
@@ -383,7 +384,8 @@ class AgentEnv(gym.Env[list, str]):
 
     # ----------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[list[Message], dict]:
-        self.check_reset_options(options or {})
+        if options:  # None and {} need no check
+            self.check_reset_options(options)
         super().reset(seed=seed)
         messages, info = self._reset_task(dict(options or {}))
         if "task_id" not in info:
@@ -406,9 +408,10 @@ class AgentEnv(gym.Env[list, str]):
         self._before_turn()
         outcome, calls = self._play(action)
         components = {"format": 0.0, "tool_validity": 0.0, **outcome.reward_components}
+        optional = self.optional_components
         for name in self.reward_components:
-            if name not in self.optional_components:
-                components.setdefault(name, 0.0)
+            if name not in components and name not in optional:
+                components[name] = 0.0
         obs = [self._fit(m) for m in outcome.messages]
         self.messages.extend(obs)
         infra = outcome.info.get("infra_failure")  # an unpenalised turn that ends the episode as failed
@@ -417,12 +420,12 @@ class AgentEnv(gym.Env[list, str]):
         truncated = not terminated and (infra is not None or budget is not None)
         self._done = terminated or truncated
         self.episode_components.append(components)
-        info: dict[str, Any] = {
-            "tool_calls": calls,
-            "error": outcome.error.to_dict() if outcome.error else None,
-            "turn": self.turn,
-            **outcome.info,
-        }
+        error = outcome.error
+        # built once, in the order of the returned dict; a hook's info may replace any of these keys
+        info: dict[str, Any] = {"reward_components": components, "tool_calls": calls,
+                                "error": error.to_dict() if error else None, "turn": self.turn}
+        if outcome.info:
+            info.update(outcome.info)
         if self._done:
             end_components, end_info = self._on_episode_end(truncated, budget)
             components.update(end_components)
@@ -433,11 +436,15 @@ class AgentEnv(gym.Env[list, str]):
                 info["truncated_by"] = budget
         info.update(self._step_info())
         if infra is not None:
-            components = {k: 0.0 for k in components}
-            self.episode_components[-1] = components
+            zeroed = {k: 0.0 for k in components}
+            self.episode_components[-1] = zeroed
+            if info["reward_components"] is components:
+                info["reward_components"] = zeroed
+            components = zeroed
             info["success"] = False
-        reward = float(sum(self.reward_weights.get(k, 1.0) * v for k, v in components.items()))
-        return obs, reward, terminated, truncated, {"reward_components": components, **info}
+        weights = self.reward_weights
+        reward = float(sum([weights.get(k, 1.0) * v for k, v in components.items()]))
+        return obs, reward, terminated, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -455,7 +462,8 @@ class AgentEnv(gym.Env[list, str]):
             refused = TurnOutcome([{"role": "user", "content": err.message}], {"format": -self.invalid_penalty}, error=err)
             return refused, []
         parsed = self.parser.parse(action)
-        if parsed.answer is None or parsed.errors:  # the calls will run: keep the turn within its budget
+        if (parsed.answer is None or parsed.errors) and (  # the calls will run: keep the turn within its budget
+                len(parsed.calls) > self.max_calls_per_turn or len(parsed.errors) > _MAX_ERROR_MESSAGES):
             parsed = self._cap_calls(parsed)
         calls = [c.to_dict() for c in parsed.calls]
         hook = "_on_answer" if parsed.answer is not None and not parsed.errors else (
@@ -496,7 +504,9 @@ class AgentEnv(gym.Env[list, str]):
         for e in parsed.errors:
             messages.append({"role": "tool", "name": "parse_error", "content": f"Error: {e.message}"})
         results: list[ToolResult] = []
+        tool_errors: list[dict[str, str]] = []
         infra: ToolResult | None = None
+        invalid = 0  # calls that named no tool or broke its schema
         for call in parsed.calls:
             if infra is not None:  # a service is down: do not send it the rest of this turn's calls
                 messages.append({"role": "tool", "name": call.name, "content": (
@@ -506,11 +516,15 @@ class AgentEnv(gym.Env[list, str]):
             results.append(res)
             self._after_call(res)
             messages.append({"role": "tool", "name": call.name, "content": res.content})
-            if res.error and first_error is None:
-                first_error = res.error
-            if res.error is not None and res.error.kind is ErrorKind.INFRASTRUCTURE:
-                infra = res
-        invalid = sum(r.error is not None and r.error.kind in (ErrorKind.UNKNOWN_TOOL, ErrorKind.INVALID_ARGUMENTS) for r in results)
+            err = res.error
+            if err is not None:
+                tool_errors.append(err.to_dict())
+                if first_error is None:
+                    first_error = err
+                if err.kind is ErrorKind.INFRASTRUCTURE:
+                    infra = res
+                elif err.kind in (ErrorKind.UNKNOWN_TOOL, ErrorKind.INVALID_ARGUMENTS):
+                    invalid += 1
         total = len(parsed.calls) + len(parsed.errors)
         components = {
             "format": -self.invalid_penalty if parsed.errors else 0.0,
@@ -518,7 +532,7 @@ class AgentEnv(gym.Env[list, str]):
         }
         if infra is None:  # after an infrastructure failure the episode ends: no task hook touches the failed service
             components.update(self._on_tool_results(results))
-        info: dict[str, Any] = {"tool_errors": [r.error.to_dict() for r in results if r.error]}
+        info: dict[str, Any] = {"tool_errors": tool_errors}
         if infra is not None:
             assert infra.error is not None
             info["infra_failure"] = {"where": f"tool {infra.call.name!r}", "message": infra.error.message}
@@ -535,6 +549,8 @@ class AgentEnv(gym.Env[list, str]):
     def _fit(self, message: Message) -> Message:
         content = message.get("content")
         if isinstance(content, str):
+            if self.max_obs_tokens is None and (self.max_obs_chars is None or len(content) <= self.max_obs_chars):
+                return message  # fits as it is
             text = truncate_text(content, self.max_obs_chars)
             if self.max_obs_tokens is not None and self.token_counter is not None:
                 n = self.token_counter(text)

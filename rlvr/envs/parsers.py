@@ -42,6 +42,7 @@ _TC_OPEN, _TC_CLOSE = "<tool_call>", "</tool_call>"
 _ANS_OPEN, _ANS_CLOSE = "<answer>", "</answer>"
 _FENCE = "```"
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # after json.loads pairs are joined: any surrogate left is lone
+_SCAN = json.JSONDecoder().scan_once  # json.loads without its wrapper, for a value that fills the whole text
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,12 @@ def _loads(raw: str) -> tuple[Any, str | None]:
     """json.loads that reports failures as text instead of raising."""
     if len(raw) > _MAX_CALL_CHARS:
         return None, f"the call is {len(raw)} characters long; at most {_MAX_CALL_CHARS} are accepted"
+    try:  # the common case, a value with nothing around it, skips json.loads' whitespace and BOM handling
+        obj, end = _SCAN(raw, 0)
+        if end == len(raw):
+            return obj, None
+    except (StopIteration, RecursionError, ValueError):
+        pass  # json.loads below decides, with its own message
     try:
         return json.loads(raw), None
     except json.JSONDecodeError as e:
@@ -121,20 +128,29 @@ def _loads(raw: str) -> tuple[Any, str | None]:
         return None, f"invalid JSON ({type(e).__name__})"
 
 
-def _call_from_obj(obj: Any) -> tuple[list[ToolCall], str | None]:
-    """Read one call (or a list of calls) from a decoded JSON value."""
+def _call_from_obj(obj: Any, clean: bool = False) -> tuple[list[ToolCall], str | None]:
+    """Read one call (or a list of calls) from a decoded JSON value.
+
+    ``clean``: the value was decoded from JSON text that holds no surrogate and no ``\\u`` escape, so none
+    of its strings can hold one, and they are not searched.
+    """
     if isinstance(obj, list):
         calls: list[ToolCall] = []
         for item in obj:
-            got, err = _call_from_obj(item)
+            got, err = _call_from_obj(item, clean)
             if err:
                 return [], err
             calls.extend(got)
         return calls, None
     if not isinstance(obj, dict):
         return [], f'expected a JSON object {{"name": ..., "arguments": {{...}}}}, got {type(obj).__name__}'
+    if len(obj) == 2 and type(name := obj.get("name")) is str and type(args := obj.get("arguments")) is dict:
+        # the usual {"name": ..., "arguments": {...}}: no other key, so none of the checks below applies
+        name = name.strip()
+        if name and (clean or not (_lone_surrogate(name) or _lone_surrogate(args))):
+            return [ToolCall(name, args)], None
     if "tool_calls" in obj and isinstance(obj["tool_calls"], list):
-        return _call_from_obj(obj["tool_calls"])
+        return _call_from_obj(obj["tool_calls"], clean)
     if isinstance(obj.get("function"), dict):  # OpenAI {"type": "function", "function": {...}}
         obj = obj["function"]
     elif isinstance(obj.get("function_call"), dict):
@@ -151,7 +167,7 @@ def _call_from_obj(obj: Any) -> tuple[list[ToolCall], str | None]:
         args = {}
     if not isinstance(args, dict):
         return [], f'"arguments" of {name!r} must be a JSON object, got {type(args).__name__}'
-    bad = _lone_surrogate(name) or _lone_surrogate(args)
+    bad = None if clean else _lone_surrogate(name) or _lone_surrogate(args)
     if bad:
         return [], (f"the call holds the lone UTF-16 surrogate {bad!r}, which is not a character (it cannot be "
                     "encoded as UTF-8); write the character itself, or both halves of a surrogate pair")
@@ -236,32 +252,44 @@ class HermesParser:
         self.json_fallback = json_fallback
 
     def parse(self, text: str) -> ParsedAction:
-        out = ParsedAction()
+        out = ParsedAction([], None, [])
         # tag-like text inside a call's JSON (e.g. an argument "<answer>") is data, not an answer
-        out.answer, err = extract_answer(_without_calls(text) if _TC_OPEN in text else text)
-        if err:
-            out.errors.append(err)
+        if _ANS_OPEN in text:
+            out.answer, err = extract_answer(_without_calls(text) if _TC_OPEN in text else text)
+            if err:
+                out.errors.append(err)
         if "<tool_call>" not in text:
             if "</tool_call>" in text:
                 out.errors.append(StepError(ErrorKind.PARSE, "Found </tool_call> without an opening <tool_call>."))
             elif self.json_fallback and out.answer is None:
                 out.calls = _bare_json_calls(text)
             return out
-        for start, end in _blocks(text, _TC_OPEN, _TC_CLOSE):
-            body = text[start + len(_TC_OPEN): end - len(_TC_CLOSE)]
-            if "<tool_call>" in body:
+        # the blocks of _blocks(text, _TC_OPEN, _TC_CLOSE), found inline: every step parses its action
+        pos, nested = 0, False
+        while (start := text.find(_TC_OPEN, pos)) >= 0:
+            end = text.find(_TC_CLOSE, start + len(_TC_OPEN))
+            if end < 0:
+                break
+            body, pos = text[start + len(_TC_OPEN): end], end + len(_TC_CLOSE)
+            if _TC_OPEN in body:
+                nested = True
                 out.errors.append(
                     StepError(ErrorKind.PARSE, "Nested <tool_call> tags: close each call with </tool_call> before the next.")
                 )
                 continue
-            obj, err = _loads(_strip_fence(body))
+            raw = body.strip()
+            if raw.startswith(_FENCE):
+                raw = _strip_fence(raw)
+            obj, err = _loads(raw)
             if err is None:
-                calls, err = _call_from_obj(obj)
+                # no surrogate can come out of text without one and without a \\u escape: one scan, not a walk
+                clean = "\\u" not in raw and (raw.isascii() or _SURROGATE.search(raw) is None)
+                calls, err = _call_from_obj(obj, clean)
                 out.calls.extend(calls)
             if err:
                 out.errors.append(StepError(ErrorKind.PARSE, f"Could not read tool call {_snippet(body)!r}: {err}."))
-        opened, closed = text.count("<tool_call>"), text.count("</tool_call>")
-        if opened > closed:
+        # every opening tag was a block's unless one sat inside a block or was left open after the last
+        if (nested or start >= 0) and (opened := text.count(_TC_OPEN)) > (closed := text.count(_TC_CLOSE)):
             out.errors.append(
                 StepError(
                     ErrorKind.PARSE,
