@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import queue
 import threading
 import types
@@ -66,6 +67,7 @@ class Tool:
     inline: bool = False
     _validator: Draft202012Validator = field(init=False, repr=False)
     _fast_check: Callable[[dict[str, Any]], bool] | None = field(init=False, repr=False)
+    _schema_json: tuple[Any, ...] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -79,12 +81,27 @@ class Tool:
         self._validator = Draft202012Validator(self.parameters)
         self._fast_check = _compile_fast_check(self.parameters)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle the declared fields only; the compiled validators are rebuilt on load (they hold closures)."""
+        return (Tool, (self.name, self.description, self.parameters, self.fn, self.timeout_s, self.inline))
+
     def schema(self) -> dict[str, Any]:
         """The OpenAI ``{"type": "function", "function": {...}}`` spec."""
         return {
             "type": "function",
             "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
         }
+
+    def schema_json(self) -> str:
+        """:meth:`schema` as one line of JSON (non-ASCII characters as they are), as system prompts show it.
+
+        Encoded once per name, description and ``parameters`` object (a reset renders it every episode);
+        like the validator, it reads ``parameters`` as it was when given."""
+        c = self._schema_json
+        if c is None or c[0] is not self.name or c[1] is not self.description or c[2] is not self.parameters:
+            c = self._schema_json = (self.name, self.description, self.parameters,
+                                     json.dumps(self.schema(), ensure_ascii=False))
+        return c[3]
 
     def validate(self, arguments: dict[str, Any]) -> str | None:
         """Return ``None`` when the arguments fit the schema, else a message for the model."""
@@ -106,24 +123,27 @@ class Tool:
         )
 
 
-_FAST_TYPES: dict[str, Callable[[Any], bool]] = {
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, dict),
+_FAST_TYPES: dict[str, frozenset[type]] = {  # the Python types json.loads gives for each JSON type
+    "string": frozenset({str}),
+    "integer": frozenset({int}),
+    "number": frozenset({int, float}),
+    "boolean": frozenset({bool}),
+    "null": frozenset({type(None)}),
+    "array": frozenset({list}),
+    "object": frozenset({dict}),
 }
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 _ANNOTATIONS = {"description", "title", "default", "examples"}
 
 
 def _compile_fast_check(schema: dict[str, Any]) -> Callable[[dict[str, Any]], bool] | None:
-    """A quick validity test for the common flat schema (typed properties, required, additionalProperties).
+    """A quick validity test for the common flat schema (typed properties, enums, required, additionalProperties).
 
     It returns True only when the arguments certainly fit; anything else (a failure, or keywords it does
     not know) goes to the full JSON-schema validator, which also writes the error message. ``None`` when
-    the schema uses keywords outside that subset.
+    the schema uses keywords outside that subset. Values are tested by their exact type (a subclass, or
+    an integral float for ``integer``, goes to the full validator), and an enum member matches only a
+    scalar of its own type (JSON's ``1`` is not ``true``, though Python's ``1 == True``).
     """
     if set(schema) - {"type", "properties", "required", "additionalProperties"} - _ANNOTATIONS:
         return None
@@ -131,7 +151,7 @@ def _compile_fast_check(schema: dict[str, Any]) -> Callable[[dict[str, Any]], bo
     closed = schema.get("additionalProperties", True) is False
     if not isinstance(schema.get("additionalProperties", True), bool):
         return None
-    checks: dict[str, Callable[[Any], bool]] = {}
+    specs: dict[str, tuple[frozenset[type] | None, frozenset[tuple[type, Any]] | None]] = {}
     for name, spec in props.items():
         if not isinstance(spec, dict) or set(spec) - {"type", "enum"} - _ANNOTATIONS:
             return None
@@ -139,11 +159,12 @@ def _compile_fast_check(schema: dict[str, Any]) -> Callable[[dict[str, Any]], bo
         types = [t] if isinstance(t, str) else t
         if types is not None and (not isinstance(types, list) or any(x not in _FAST_TYPES for x in types)):
             return None
-        fns = [_FAST_TYPES[x] for x in types] if types else []
         enum = spec.get("enum")
         if enum is not None and not isinstance(enum, list):
             return None
-        checks[name] = (lambda fns, enum: lambda v: (not fns or any(f(v) for f in fns)) and (enum is None or v in enum))(fns, enum)
+        accepted = frozenset().union(*(_FAST_TYPES[x] for x in types)) if types else None
+        members = None if enum is None else frozenset((type(e), e) for e in enum if type(e) in _SCALARS)
+        specs[name] = (accepted, members)
     required = tuple(schema.get("required", ()))
 
     def check(arguments: dict[str, Any]) -> bool:
@@ -151,11 +172,15 @@ def _compile_fast_check(schema: dict[str, Any]) -> Callable[[dict[str, Any]], bo
             if r not in arguments:
                 return False
         for k, v in arguments.items():
-            c = checks.get(k)
-            if c is None:
+            spec = specs.get(k)
+            if spec is None:
                 if closed:
                     return False
-            elif not c(v):
+                continue
+            accepted, members = spec
+            if accepted is not None and type(v) not in accepted:
+                return False
+            if members is not None and (type(v) not in _SCALARS or (type(v), v) not in members):
                 return False
         return True
 
@@ -303,6 +328,16 @@ def _noop() -> None:
 _RUNNER = _Runner()
 
 
+def _forget_workers_after_fork() -> None:
+    """A forked child (a subprocess vector env, a multiprocessing worker) has none of its parent's threads:
+    drop the parent's idle workers, which would never pick up a call, and its lock, which may be held."""
+    _RUNNER._idle = []
+    _RUNNER._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_workers_after_fork)
+
+
 def _to_text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -371,10 +406,12 @@ class ToolSet:
 
     def execute(self, call: ToolCall) -> ToolResult:
         """Validate and run one call; failures come back as a ToolResult with ``error`` set."""
-        err = self.check(call)
-        if err:
-            return ToolResult(call, f"Error: {err.message}", err)
-        t = self._tools[call.name]
+        t = self._tools.get(call.name)
+        if t is None or t._fast_check is None or not t._fast_check(call.arguments):  # not certainly valid
+            err = self.check(call)
+            if err:
+                return ToolResult(call, f"Error: {err.message}", err)
+            t = self._tools[call.name]
         timeout = t.timeout_s if t.timeout_s is not None else self.timeout_s
         try:
             if timeout is None or t.inline:
@@ -409,4 +446,5 @@ class ToolSet:
                 value.apply()
             raw = value.content if value.value is None else value.value
             return ToolResult(call, truncate_text(_to_text(value.content), self.max_output_chars), None, raw)
-        return ToolResult(call, truncate_text(_to_text(value), self.max_output_chars), None, value)
+        text = value if type(value) is str else _to_text(value)
+        return ToolResult(call, truncate_text(text, self.max_output_chars), None, value)

@@ -98,6 +98,10 @@ class Tokenizer:
         self._memo: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the constructor call (the stemmer and the lock are rebuilt; the memo starts empty)."""
+        return (Tokenizer, (self._stemmer is not None,))
+
     @property
     def signature(self) -> str:
         return f"tok{self.VERSION}-{'snowball' if self._stemmer else 'nostem'}"

@@ -38,8 +38,10 @@ grades in the tool's thread but records the report (and ends the episode) on the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +109,16 @@ def _backend(kind: str) -> Backend:
         return _BACKENDS[kind]
 
 
+def _forget_backends_after_fork() -> None:
+    """A forked child (a subprocess vector env) makes its own backend: the parent's engine connection is not its."""
+    global _BACKENDS_LOCK
+    _BACKENDS.clear()
+    _BACKENDS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_backends_after_fork)
+
+
 class SWEEnv(AgentEnv):
     """Software-engineering tasks in sandboxes, graded by hidden tests.
 
@@ -163,6 +175,10 @@ class SWEEnv(AgentEnv):
         if command_timeout_s <= 0 or test_timeout_s <= 0:
             raise ConfigError(f"timeouts must be positive, got command_timeout_s={command_timeout_s}, "
                               f"test_timeout_s={test_timeout_s}")
+        self._init_kwargs: dict[str, Any] = dict(
+            tasks=tasks, projects=projects, kinds=kinds, repos_dir=repos_dir, image_template=image_template,
+            backend=backend, pool=pool, pool_size=pool_size, sandbox=sandbox, command_timeout_s=command_timeout_s,
+            test_timeout_s=test_timeout_s, rewards=rewards, accumulation=accumulation, max_turns=max_turns, **kwargs)
         kwargs.setdefault("tool_timeout_s", max(command_timeout_s, test_timeout_s) + 60.0)
         super().__init__(max_turns=max_turns, **kwargs)
         self.rewards = rewards or SWERewardConfig()
@@ -282,6 +298,11 @@ class SWEEnv(AgentEnv):
     def close(self) -> None:
         self._release()
         super().close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the constructor call: a sandbox is a live container, so the copy is a fresh environment
+        with the same configuration (and ``spec``) and no episode in progress (call ``reset()`` on it)."""
+        return (functools.partial(type(self), **self._init_kwargs), (), {"spec": self.spec})
 
     # ---------------------------------------------------------------- session API used by the tools
     def test_command(self, target: str) -> str:

@@ -432,9 +432,20 @@ class SWESmithGenerator:
         self.catalog = _load_catalog(self.catalog_path)
         self.runner = runner
         self.max_tries = max_tries
+        self._new_runtime_state()
+
+    def _new_runtime_state(self) -> None:
         self._lock = threading.Lock()
         # the tasks built so far (each holds its whole file tree): bounded, emptied by rlvr.clear_caches()
         self._tasks: LRUCache[SWETask] = LRUCache("swe.generated_tasks", max_bytes=256 * MiB, size=tree_bytes)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the configuration and catalog; the lock and the task cache are rebuilt empty on load."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_tasks")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._new_runtime_state()
 
     @property
     def dataset_hash(self) -> str:

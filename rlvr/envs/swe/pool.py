@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
 import weakref
@@ -278,3 +279,15 @@ def close_shared_pools() -> None:
 
 
 atexit.register(close_shared_pools)
+
+
+def _forget_pools_after_fork() -> None:
+    """A forked child (a subprocess vector env) must not use, nor close at exit, its parent's sandboxes: they
+    are the parent's containers, driven through the parent's connections. The child starts its own."""
+    global _SHARED_LOCK
+    _SHARED.clear()
+    _LIVE_POOLS.clear()
+    _SHARED_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools_after_fork)
