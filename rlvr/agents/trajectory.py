@@ -17,9 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from rlvr._jsonl import read_jsonl
+from rlvr._jsonl import read_jsonl_located
+from rlvr.errors import ConfigError
 
-__all__ = ["Turn", "Trajectory", "ReproRecord", "TrajectoryWriter", "read_trajectories", "text_hash", "plain"]
+__all__ = ["FORMAT_VERSION", "Turn", "Trajectory", "ReproRecord", "TrajectoryWriter", "read_trajectories", "text_hash",
+           "plain"]
 
 
 def text_hash(text: str | None) -> str | None:
@@ -160,20 +162,74 @@ class Trajectory:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, in full (each turn's ``prompt_ids`` whole); :meth:`to_record` is the compact file form."""
         return asdict(self)
 
+    def to_record(self) -> dict[str, Any]:
+        """The JSONL form (``FORMAT_VERSION``): :meth:`to_dict` plus ``format_version``, with each turn's
+        ``prompt_ids`` stored as ``prompt_prefix`` (how many leading tokens equal the previous turn's
+        ``prompt_ids + completion_ids``) and only the tokens after them, so a long reply or tool output is
+        stored once, not again in every later turn's prompt. :meth:`from_dict` reads it back exactly."""
+        d = self.to_dict()
+        previous: list[int] | None = None
+        for raw, turn in zip(self.turns, d["turns"]):
+            prompt = raw.prompt_ids
+            if prompt is not None:
+                shared = _common_prefix(previous, prompt) if previous is not None else 0
+                turn["prompt_prefix"] = shared
+                turn["prompt_ids"] = list(prompt[shared:])
+            previous = None if prompt is None or raw.completion_ids is None else [*prompt, *raw.completion_ids]
+        return {"format_version": FORMAT_VERSION, **d}
+
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, default=_json_default)
+        """One JSONL line: :meth:`to_record` as JSON."""
+        return json.dumps(self.to_record(), ensure_ascii=False, default=_json_default)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Trajectory":
+        """A trajectory from :meth:`to_dict` or :meth:`to_record` output, any format up to ``FORMAT_VERSION``
+        (lines without ``format_version`` are the first format, with whole prompts)."""
         d = dict(d)
-        d["turns"] = [Turn(**t) for t in d.get("turns", [])]
+        version = d.pop("format_version", 1)
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
+            raise ConfigError(f"trajectory format_version {version!r} is not one this rlvr reads (1 to "
+                              f"{FORMAT_VERSION}); it was written by a newer rlvr: upgrade rlvr-gym to read it")
+        turns: list[Turn] = []
+        previous: list[int] | None = None
+        for t in d.get("turns", []):
+            t = dict(t)
+            shared = t.pop("prompt_prefix", None)
+            if shared is not None and t.get("prompt_ids") is not None:
+                if shared and (previous is None or shared > len(previous)):
+                    raise ConfigError(f"turn {t.get('index')} reuses {shared} tokens of the previous turn, which has "
+                                      f"{0 if previous is None else len(previous)}: the line is damaged")
+                t["prompt_ids"] = [*(previous or [])[:shared], *t["prompt_ids"]]
+            turns.append(Turn(**t))
+            prompt, completion = t.get("prompt_ids"), t.get("completion_ids")
+            previous = None if prompt is None or completion is None else [*prompt, *completion]
+        d["turns"] = turns
         d["repro"] = ReproRecord(**d["repro"]) if d.get("repro") else None
         return cls(**d)
 
 
+FORMAT_VERSION = 2
+"""The trajectory JSONL format written now (``format_version`` in every line). 1: no version field, whole
+prompts in every turn; 2: ``format_version``, and prompts as ``prompt_prefix`` plus the new tokens."""
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:  # the usual case: this prompt extends the previous turn's sequence
+        return n
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
 def _json_default(o: Any) -> Any:
+    if hasattr(o, "getbands") and hasattr(o, "size"):  # a PIL image (an image content part): its shape, not its pixels
+        return f"<image {o.mode} {o.size[0]}x{o.size[1]}>"
     if hasattr(o, "tolist"):
         return o.tolist()
     if hasattr(o, "item"):
@@ -221,5 +277,12 @@ def read_trajectories(path: str | os.PathLike[str]) -> Iterator[Trajectory]:
 
     Any other bad line is a :class:`~rlvr.errors.ConfigError` naming ``path:line`` (the one JSONL reader,
     ``rlvr._jsonl``)."""
-    for obj in read_jsonl(path, what="trajectory", plural="trajectories", allow_empty=True, skip_torn_tail=True):
-        yield Trajectory.from_dict(obj)
+    for where, obj in read_jsonl_located(path, what="trajectory", plural="trajectories", allow_empty=True,
+                                         skip_torn_tail=True):
+        try:
+            yield Trajectory.from_dict(obj)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from e
+        except TypeError as e:  # a field this version does not know, or one missing
+            raise ConfigError(f"{where}: not a trajectory record ({e}); expected the fields of "
+                              f"rlvr.agents.trajectory.Trajectory (format_version 1 to {FORMAT_VERSION})") from e

@@ -103,7 +103,7 @@ def test_context_overflow_truncates_episode():
 def test_trajectory_json_is_plain(tmp_path):
     (t,) = rollout("rlvr/GuessNumber-v0", OracleAgent(), episodes=1)
     d = json.loads(t.to_json())
-    assert set(d) == {"env_id", "task_id", "seed", "initial_messages", "turns", "reset_info", "repro"}
+    assert set(d) == {"format_version", "env_id", "task_id", "seed", "initial_messages", "turns", "reset_info", "repro"}
     assert Trajectory.from_dict(d).total_reward == pytest.approx(t.total_reward)
 
 

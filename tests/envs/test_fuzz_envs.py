@@ -51,7 +51,8 @@ FUZZ_SWE_CALLS_PER_TURN = 8
 SWE_STEP_BOUND_S = 20.0
 """Bound of one SWE step: FUZZ_SWE_CALLS_PER_TURN commands killed after FUZZ_SWE_COMMAND_S each, or one
 grading run. Measured slowest: 0.4-1.1 s (a turn that submits and grades)."""
-STEPS = {"rlvr/GuessNumber-v0": 3000, "rlvr/DeepSearch-v0": 3000, "rlvr/ToolCall-v0": 3000, "rlvr/SWE-v0": 400}
+STEPS = {"rlvr/GuessNumber-v0": 3000, "rlvr/DeepSearch-v0": 3000, "rlvr/ToolCall-v0": 3000, "rlvr/SWE-v0": 400,
+         "rlvr/Grounding-v0": 1000, "rlvr/TextWorld-v0": 200, "rlvr/ALFWorld-v0": 100}
 """Steps per environment, split evenly between its configurations (see :func:`configs`)."""
 WIDE_ACTION_CHARS = 4_000_000
 SEED = 20240609
@@ -377,6 +378,10 @@ def configs(info: rlvr.EnvInfo) -> list[tuple[str, dict[str, Any]]]:
         out += [("synthetic", {"source": "synthetic"}), ("synthetic, 4 MB actions", {"source": "synthetic", **WIDE})]
     if info.id == "rlvr/DeepSearch-v0":
         out += [("hostile corpus", _hostile_corpus_kwargs())]
+    if info.id in ("rlvr/TextWorld-v0", "rlvr/ALFWorld-v0"):  # one game: this module's cache starts empty
+        out = [(name, {**kw, "pool_size": 1}) for name, kw in out]
+    if info.id == "rlvr/Grounding-v0":  # 3 canvases (0.1-0.3 s each to render), shared by both configurations
+        out = [(name, {**kw, "n_tasks": 3}) for name, kw in out]
     if "docker" in info.requires:
         out = [(name, {**kw, "command_timeout_s": FUZZ_SWE_COMMAND_S, "test_timeout_s": 30.0, "max_turns": 12,
                        "max_calls_per_turn": FUZZ_SWE_CALLS_PER_TURN}) for name, kw in out]
@@ -568,7 +573,7 @@ def test_lone_surrogate_escape_does_not_crash_the_rollout(tmp_path):
     (back,) = read_trajectories(tmp_path / "trajectories.jsonl")
     assert back.turns[0].error["kind"] == "parse_error" and back.turns[0].tool_calls == []
     assert "lone UTF-16 surrogate" in back.turns[0].observation[0]["content"]
-    assert back.to_dict() == json.loads(trajs[0].to_json())
+    assert back.to_dict() == json.loads(json.dumps(trajs[0].to_dict()))  # the file round-trips the episode
 
 
 def test_find_reads_patterns_as_text_not_regex():
