@@ -23,6 +23,12 @@ Reward components per turn (``info["reward_components"]``):
   check, or the answer's exact match / word F1.
 * ``format`` / ``tool_validity``: the base environment's penalties for malformed turns.
 
+Episode returns grow with the task's length (the oracle's return is its number of gold steps plus
+its number of requests: from 1 to 11 on the first 20 BFCL tasks). ``reward_scale="episode"`` divides every ``match``
+by the task's number of gold steps and every ``outcome`` by its number of requests (each at least
+1), so an episode's ``match`` and ``outcome`` sums each lie in [0, 1] whatever its length
+(``info["matchtir_turn_rewards"]`` is scaled the same way).
+
 Every step carries ``info["request"]`` (the request now open) and a turn with calls
 ``info["call_rewards"]`` (each call's credit). On the last step ``info["success"]`` says whether every
 request passed (BFCL's verdict for a case) and ``info["requests_passed"]`` lists the verdicts. The
@@ -119,6 +125,8 @@ class ToolCallEnv(AgentEnv):
         unmatched_penalty: ``match`` credit of a call no gold call is assigned to.
         ot_normalize: Sinkhorn credit scale: ``"gold"`` (default), ``"row"`` or ``"none"`` (the published
             ``1/P`` scale), see :mod:`rlvr.rewards.matchtir`.
+        reward_scale: ``"sum"`` (default: per-turn values as defined, returns grow with the task's length)
+            or ``"episode"`` (``match`` divided by the task's gold steps, ``outcome`` by its requests).
         max_tool_output_chars: tool output longer than this is truncated (visible marker).
         max_turns: assistant turns per episode before truncation.
         **kwargs: budgets and options of :class:`~rlvr.envs.core.AgentEnv` (``tool_timeout_s``, ...).
@@ -148,6 +156,7 @@ class ToolCallEnv(AgentEnv):
         match_reg: float = 0.1,
         unmatched_penalty: float = 0.0,
         ot_normalize: Literal["gold", "row", "none"] = "gold",
+        reward_scale: Literal["sum", "episode"] = "sum",
         max_tool_output_chars: int | None = 4_000,
         max_turns: int = 32,
         **kwargs: Any,
@@ -156,6 +165,9 @@ class ToolCallEnv(AgentEnv):
             raise ConfigError(f"source must be one of {list(_SOURCES)}, got {source!r}{did_you_mean(str(source), _SOURCES)}")
         if answer_metric not in ("f1", "em"):
             raise ConfigError(f"answer_metric must be 'f1' or 'em', got {answer_metric!r}")
+        if reward_scale not in ("sum", "episode"):
+            raise ConfigError(f"reward_scale must be 'sum' or 'episode', got {reward_scale!r}")
+        self.reward_scale = reward_scale
         if max_tool_output_chars is not None and max_tool_output_chars < 1:
             raise ConfigError(f"max_tool_output_chars must be positive or None, got {max_tool_output_chars}")
         super().__init__(max_turns=max_turns, **kwargs)
@@ -352,7 +364,7 @@ class ToolCallEnv(AgentEnv):
         rewards = self.scorer.call_rewards(flat, gold)[-len(calls):]
         self._turn_log[-1] = ("calls", self._req, calls)
         self._turn_info = {"call_rewards": [float(r) for r in rewards]}
-        return {"match": float(rewards.mean())}
+        return {"match": float(rewards.mean()) / self._scale("match")}
 
     def _after_call(self, result: ToolResult) -> None:
         if result.error is None or result.error.kind is ErrorKind.TOOL_EXCEPTION:
@@ -411,7 +423,7 @@ class ToolCallEnv(AgentEnv):
         value = self._judge(k, answer)
         self._passed.append(value)
         self._turn_log[-1] = ("answer", k, value)
-        components = {"outcome": value}
+        components = {"outcome": value / self._scale("outcome")}
         if k + 1 >= len(self.task.requests):
             return TurnOutcome([], components, terminated=True)
         self._req += 1
@@ -444,12 +456,20 @@ class ToolCallEnv(AgentEnv):
             if kind == "calls":
                 by_req.setdefault(k, []).append(i)
             elif kind == "answer":
-                out[i] = float(self._turn_log[i][2])
+                out[i] = float(self._turn_log[i][2]) / self._scale("outcome")
         for k, idx in by_req.items():
             values = self.scorer([self._turn_log[i][2] for i in idx], self.task.requests[k].gold)
             for i, v in zip(idx, values):
-                out[i] = float(v or 0.0)
+                out[i] = float(v or 0.0) / self._scale("match")
         return out
+
+    def _scale(self, component: str) -> float:
+        """What ``reward_scale`` divides ``component`` by in this episode (1.0 under ``"sum"``)."""
+        if self.reward_scale == "sum" or self.task is None:
+            return 1.0
+        if component == "match":
+            return float(max(1, sum(len(r.steps) for r in self.task.requests)))
+        return float(max(1, len(self.task.requests)))
 
     def _steps_done(self, steps: Sequence[Sequence[Any]]) -> int:
         """Leading gold steps whose every call was already made, exactly, in the current request."""
