@@ -21,6 +21,9 @@ name                        holds                                               
 ``swe.catalogs``            generator catalog text per (path, mtime)              8 entries
 ``swe.git_trees``           ``git archive`` trees of SWE-bench clones             512 MiB
 ``swe.generated_tasks``     one per SWE generator: the tasks it built (files)     256 MiB each
+``grounding.images``        Grounding-v0 originals (decoded RGB) and their        512 MiB
+                            opening views, shared by the environments of a
+                            process (a group's episodes share one copy)
 ==========================  ====================================================  ==================
 
 On disk, :func:`cache_dir` (``$RLVR_CACHE``, else ``$XDG_CACHE_HOME/rlvr`` or ``~/.cache/rlvr``) holds
@@ -53,7 +56,7 @@ from rlvr.errors import ConfigError
 __all__ = [
     "LRUCache", "MiB", "cache_dir", "clear_caches", "named_caches", "tree_bytes",
     "TOOL_PROTOTYPES", "TOOL_PROMPTS", "BFCL", "TEXT_SPANS", "RETRIEVAL",
-    "SWE_PROJECTS", "SWE_MUTATIONS", "SWE_CATALOGS", "SWE_GIT_TREES",
+    "SWE_PROJECTS", "SWE_MUTATIONS", "SWE_CATALOGS", "SWE_GIT_TREES", "GROUNDING_IMAGES",
 ]
 
 V = TypeVar("V")
@@ -242,7 +245,7 @@ def clear_caches() -> None:
 def named_caches() -> dict[str, LRUCache[Any]]:
     """The module-level caches listed in this module's docstring, by name."""
     return {c.name: c for c in (TOOL_PROTOTYPES, TOOL_PROMPTS, BFCL, TEXT_SPANS, RETRIEVAL, SWE_PROJECTS,
-                                SWE_MUTATIONS, SWE_CATALOGS, SWE_GIT_TREES)}
+                                SWE_MUTATIONS, SWE_CATALOGS, SWE_GIT_TREES, GROUNDING_IMAGES)}
 
 
 TOOL_PROTOTYPES: LRUCache[Any] = LRUCache("toolcall.tools", max_items=65_536)
@@ -254,3 +257,15 @@ SWE_PROJECTS: LRUCache[Any] = LRUCache("swe.projects", max_bytes=256 * MiB, size
 SWE_MUTATIONS: LRUCache[Any] = LRUCache("swe.mutations", max_items=256)
 SWE_CATALOGS: LRUCache[str] = LRUCache("swe.catalogs", max_items=8)
 SWE_GIT_TREES: LRUCache[dict[str, bytes]] = LRUCache("swe.git_trees", max_bytes=512 * MiB, size=tree_bytes)
+
+
+def _image_pair_bytes(pair: Any) -> int:
+    """Bytes of decoded RGB images: a tuple of PIL images or objects with an ``image``."""
+    total = 0
+    for item in pair:
+        img = getattr(item, "image", item)
+        total += 3 * img.width * img.height
+    return total
+
+
+GROUNDING_IMAGES: LRUCache[Any] = LRUCache("grounding.images", max_bytes=512 * MiB, size=_image_pair_bytes)

@@ -301,13 +301,15 @@ def test_import_has_no_heavy_side_effects():
 
 def _episode_in_subprocess(env_id: str, seed: int) -> str:
     code = f"""
-import json, gymnasium as gym, rlvr
+import hashlib, json, gymnasium as gym, rlvr
 from rlvr.agents import RandomAgent
+def pixels(o):  # image content parts compare by their pixels
+    return hashlib.sha256(o.tobytes()).hexdigest() + repr(o.size)
 env = gym.make({env_id!r}); obs, info = env.reset(seed={seed}); agent = RandomAgent(seed={seed})
 for _ in range(env.unwrapped.max_turns):
     obs, r, term, trunc, info = env.step(agent.act(env.unwrapped.messages))
     if term or trunc: break
-print(json.dumps(env.unwrapped.messages))
+print(json.dumps(env.unwrapped.messages, default=pixels))
 """
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
