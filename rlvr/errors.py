@@ -22,9 +22,16 @@ Exception tree: every exception class rlvr defines derives from :class:`RLVRErro
     │                                   Docker sandbox turns it into SandboxLost)
     ├── rlvr.rewards.carr.JudgeReplyError (also ValueError)  a rubric judge's replies stayed unparsable
     │                                   (internal: the rubric is then marked not applicable)
+    ├── rlvr.integrations.trl.ToolCallFailed       a tool call through TRL's environment_factory failed (TRL shows
+    │                                   its message to the model as the tool's error)
+    ├── rlvr.integrations.openenv.RemoteEnvError   an environment server refused a call (its message says why)
+    ├── rlvr.bench.schemes.NotApplicable           a reward scheme needs a signal this group does not carry
+    │                                   (internal: the benchmark reports the scheme as not applicable)
     └── InfrastructureError             a service an environment depends on failed (retrieval server,
         │                               container engine, sandbox): not the model's fault
         ├── rlvr.envs.deepsearch.RetrievalError   the retrieval backend could not answer properly
+        ├── rlvr.integrations.openenv.RemoteEnvUnavailable  an environment server is unreachable or closed the
+        │                               connection mid-episode
         └── EngineUnavailable, SandboxLost, ImageError, PoolExhausted (rlvr.envs.swe.errors; also SandboxError)
 
 Every input file rlvr reads line by line (corpora, task files, BFCL data, trajectories) goes through one

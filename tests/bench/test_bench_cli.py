@@ -1,0 +1,61 @@
+"""``rlvr bench rewards --quick`` end to end, and ``--from`` re-scoring."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rlvr.cli import main
+
+
+def test_quick_end_to_end(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "rewards", "ToolCall-v0", "--quick", "--quiet", "--tasks", "chain", "--seeds", "0",
+                 "--schemes", "grpo", "igpo", "matchtir-hungarian", "matchtir-unmatched", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Claims:" in text and "information gain lowers" in text
+    results = json.loads((out / "results.json").read_text())
+    assert {r["scheme"] for r in results["credit"]["rows"]} == {"grpo", "igpo"}  # MatchTIR needs tool calls
+    spam = [r for r in results["exploits"]["rows"] if r["agent"] == "spam" and r["scheme"] == "matchtir-unmatched"]
+    assert spam and spam[0]["margin"] > 0
+    status = {c["claim"].split()[0]: c["status"] for c in results["claims"]}
+    assert status["Hungarian"] == "checked" and status["gating"] == "not measured"
+    for name in ("report.md", "credit.csv", "exploits.csv"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_from_rescores_a_trajectories_file(tmp_path, capsys):
+    from rlvr.agents.base import OracleAgent
+    from rlvr.agents.rollout import rollout
+
+    rollout("rlvr/GuessNumber-v0", OracleAgent(), episodes=2, seeds=[5, 5], out=tmp_path)
+    out = tmp_path / "re"
+    assert main(["bench", "rewards", "--from", str(tmp_path / "trajectories.jsonl"), "--schemes", "grpo", "igpo",
+                 "--no-dapo", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["offline"]
+    by = {r["scheme"]: r for r in rows}
+    assert by["grpo"]["zero_adv_frac"] == 1.0  # the oracle always wins: outcome-only collapses
+    assert by["grpo"]["J"] == 1.0 and by["grpo"]["groups"] == 1
+
+
+def test_bad_input_is_a_clear_error(tmp_path, capsys):
+    assert main(["bench", "rewards", "--from", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["bench", "rewards", "--schemes", "gpro", "--out", str(tmp_path)]) == 2
+    assert "did you mean" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_quick_configuration_runs_in_under_a_minute(tmp_path):
+    import time
+
+    from tests._cli import rlvr_cli
+
+    t0 = time.perf_counter()
+    proc = rlvr_cli("bench", "rewards", "--quick", "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "[checked]" in proc.stdout
+    assert time.perf_counter() - t0 < 90  # under a minute on an idle machine; slack for a shared one
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {r["env"] for r in results["exploits"]["rows"]} >= {"rlvr/ToolCall-v0", "rlvr/DeepSearch-v0"}
