@@ -12,7 +12,9 @@ reward functions then receive the environment instances (``environments=``).
   and records its reward components as in rlvr's own loop. A call that fails (unknown tool, bad
   arguments, a tool exception or timeout, a service down, a finished episode) raises
   :class:`ToolCallFailed`: TRL turns an exception into an ``{"error": ...}`` tool message and counts
-  it in ``tools/failure_frequency``.
+  it in ``tools/failure_frequency``. Environments whose tools change per task (``rlvr/ToolCall-v0``)
+  get a class over a pool of tasks (``task_ids``) whose methods are the union of their tools
+  (:mod:`rlvr.integrations.trl_tasks`).
 * The model's final message (the one without a tool call, typically ``<answer>...</answer>``) goes
   to the environment as the episode's last turn when the first reward function runs; TRL's rollout
   ends there, so that turn ends the episode (with the turn budget's terminal components if it is
@@ -40,6 +42,7 @@ from typing import Any, ClassVar, Literal
 from rlvr.envs.core import AgentEnv, render_tool_prompt
 from rlvr.envs.tools import Tool
 from rlvr.errors import ConfigError, EpisodeStateError, RLVRError
+from rlvr.integrations.trl_tasks import DEFAULT_MAX_TOOLS, check_row_task, pool_task_ids, pool_tools
 
 __all__ = ["ToolCallFailed", "TRLEnvironment", "Episode", "RewardFuncs", "environment_factory", "reward_funcs",
            "dataset", "prepare_tokenizer"]
@@ -192,6 +195,9 @@ class TRLEnvironment:
     env_id: ClassVar[str] = ""
     env_kwargs: ClassVar[dict[str, Any]] = {}
     tool_names: ClassVar[tuple[str, ...]] = ()
+    task_pool: ClassVar[tuple[str, ...] | None] = None
+    """The tasks a class over per-task tools serves (``None``: the environment's tools are fixed)."""
+    _pool_members: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         import gymnasium as gym
@@ -216,6 +222,7 @@ class TRLEnvironment:
         :class:`ConfigError`), else the opening text for TRL to append to its user message.
         """
         task_id, seed = columns.get("task_id"), columns.get("seed")
+        check_row_task(self.task_pool, self._pool_members, self.env_id, task_id)
         self._env.max_turns = self._max_turns
         options = {"task_id": task_id} if task_id is not None else None
         messages, info = self._gym.reset(seed=None if seed is None else int(seed), options=options)
@@ -255,6 +262,9 @@ class TRLEnvironment:
         obs, info = self._step(action)
         text = "\n\n".join(str(m.get("content", "")) for m in obs)
         error = info.get("error")
+        if error and error["kind"] == "unknown_tool" and name in self.tool_names:  # another pool task's tool
+            text = (f"Tool {name!r} is not offered by this task ({self._info.get('task_id')}); this task's tools: "
+                    f"{', '.join(t.name for t in self._env.tools) or 'none'}.")
         if error:
             raise ToolCallFailed(text or error["message"], str(error["kind"]))
         if not self._running:
@@ -291,14 +301,19 @@ def _env_class(env: str | type[TRLEnvironment]) -> type[TRLEnvironment]:
     raise ConfigError(f"expected an rlvr env id or a class from environment_factory(), got {env!r}")
 
 
-def environment_factory(env_id: str, /, **env_kwargs: Any) -> type[TRLEnvironment]:
+def environment_factory(env_id: str, /, *, task_ids: Sequence[str] | None = None, max_tools: int = DEFAULT_MAX_TOOLS,
+                        **env_kwargs: Any) -> type[TRLEnvironment]:
     """A TRL environment class for ``env_id`` built with ``env_kwargs``: pass it as
     ``GRPOTrainer(environment_factory=...)``.
 
     The id and keywords are checked first (unknown names fail with a did-you-mean); one probe
     environment is built to read its tools. Environments whose tools change from task to task
-    (``rlvr/ToolCall-v0``) declare none before a task starts, which TRL's fixed per-class tool
-    schema cannot express: a :class:`ConfigError` says so.
+    (``rlvr/ToolCall-v0``) get a class over a pool of tasks, ``task_ids`` (default: all the
+    environment's tasks): its methods are the union of those tasks' tools, at most ``max_tools``
+    (TRL lists them all in every prompt), and a tool name two tasks define differently is a
+    :class:`ConfigError` naming both (:mod:`rlvr.integrations.trl_tasks`). A call to a pool tool the
+    current task does not offer raises :class:`ToolCallFailed` listing the task's tools;
+    :func:`dataset` draws its rows from the pool. ``task_ids`` also restricts a fixed-tool environment.
     """
     import gymnasium as gym
 
@@ -307,20 +322,23 @@ def environment_factory(env_id: str, /, **env_kwargs: Any) -> type[TRLEnvironmen
 
     check_env_args(env_id, env_kwargs)
     probe = gym.make(env_id, **copy.deepcopy(env_kwargs))
+    pool: tuple[str, ...] | None = None
     try:
         base = probe.unwrapped
         if not isinstance(base, AgentEnv):
             raise ConfigError(f"{env_id} is not an rlvr AgentEnv ({type(base).__name__}); TRL needs its tools")
-        if not len(base.tools):
-            raise ConfigError(f"{env_id} declares no tools before a task starts (its tools change per task), but TRL "
-                              "builds one tool schema per environment class; use an environment with fixed tools")
+        tools = list(base.tools)
+        if task_ids is not None or not tools:
+            pool, tools = pool_tools(base, env_id, task_ids, max_tools)
         owner = env_id.split("/")[-1].replace("-", "_")
-        methods = {t.name: _tool_method(t, env_id) for t in base.tools}
+        methods = {t.name: _tool_method(t, env_id) for t in tools}
     finally:
         probe.close()
+    served = f"; {len(pool)} tasks" if pool is not None else ""
     namespace: dict[str, Any] = {
         "env_id": env_id, "env_kwargs": copy.deepcopy(env_kwargs), "tool_names": tuple(methods), **methods,
-        "__doc__": f"{env_id} for TRL's GRPOTrainer: tools {', '.join(methods)}.", "__module__": __name__,
+        "task_pool": pool, "_pool_members": frozenset(pool or ()),
+        "__doc__": f"{env_id} for TRL's GRPOTrainer: tools {', '.join(methods)}{served}.", "__module__": __name__,
     }
     return type(f"TRL_{owner}", (TRLEnvironment,), namespace)
 
@@ -518,7 +536,8 @@ def dataset(env: str | type[TRLEnvironment], n: int = 64, *, seed: int = 0, task
             environment: str | None = None) -> Any:
     """A ``datasets.Dataset`` of the environment's tasks for ``GRPOTrainer(train_dataset=...)``.
 
-    Row ``i`` is the episode ``reset(seed=seed + i)`` draws (or ``task_ids[i]``): ``prompt``, its opening
+    Row ``i`` is the episode ``reset(seed=seed + i)`` draws (or ``task_ids[i]``; a class over a task pool
+    cycles through its pool, and ``task_ids`` must be in it): ``prompt``, its opening
     messages (rlvr's system prompt without the tool listing, which TRL's chat template writes from the
     tool methods), ``task_id`` and ``seed``, which the class's ``reset`` replays. ``environment`` adds
     that column, TRL's key into a dict ``environment_factory={name: class}`` (several environments in
@@ -532,6 +551,8 @@ def dataset(env: str | type[TRLEnvironment], n: int = 64, *, seed: int = 0, task
         n = len(task_ids)
     if not isinstance(n, int) or n < 1:
         raise ConfigError(f"n must be a positive number of rows, got {n!r}")
+    if cls.task_pool is not None:
+        task_ids = pool_task_ids(cls.task_pool, cls.env_id, n, task_ids)
     probe = cls()
     rows = []
     try:

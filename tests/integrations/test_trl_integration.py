@@ -189,8 +189,8 @@ def test_argument_names_trl_cannot_pass_are_refused():
         _tool_method(Tool("reset", "d", {"type": "object", "properties": {}}, lambda: ""), "x")
 
 
-def test_environments_whose_tools_change_per_task_are_refused():
-    with pytest.raises(ConfigError, match="declares no tools before a task starts"):
+def test_environments_whose_tools_change_per_task_need_a_task_pool():
+    with pytest.raises(ConfigError, match=r"tools change per task .*pass environment_factory\('rlvr/ToolCall-v0', task_ids="):
         environment_factory("rlvr/ToolCall-v0", source="synthetic")
 
 
