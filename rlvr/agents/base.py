@@ -17,6 +17,12 @@ That is all a custom agent needs. Optional hooks, all called by :func:`rlvr.agen
   ``observation`` messages the environment answered with, so the next prompt can be the previous
   prompt's ids, plus the generated ids, plus only the new messages encoded, instead of a re-rendered
   text (the trainer's token-exact agents, :mod:`rlvr.agents.trainer.backends`, do this);
+* ``open_stream() -> stream | None``: continuous decoding (:meth:`rlvr.agents.hf.HFAgent.open_stream`).
+  The rollout submits each conversation's turn as soon as it is due,
+  ``stream.submit(key, messages, seed=..., history=...)`` (``key`` names the conversation, ``seed``
+  and ``history`` as for ``act_batch``), calls ``stream.poll()`` (one decode step; returns the
+  ``(key, Generation)`` pairs that finished) while ``stream.busy``, ``stream.release(key)`` when the
+  episode ends and ``stream.close()`` at the end. ``None`` means: use ``act_batch``;
 * ``bind(env) -> Agent``: called once per environment instance (the oracle reads the env; agents
   with per-episode state return a fresh copy of themselves);
 * ``start_episode(seed)``: called on the (bound) agent at every reset with the episode's seed;
@@ -74,6 +80,11 @@ class TokenAgent:
     def act_batch(self, batch: Sequence[Messages], seeds: Sequence[int] | None = None) -> list[Generation]:
         check_row_seeds(seeds, len(batch), "act_batch", "conversations")
         return self.act_ids([self.encode(m) for m in batch], seeds)  # type: ignore[attr-defined]
+
+    def prompt_for(self, messages: Messages, history: Sequence[Any] = ()) -> list[int]:
+        """The prompt ids of a conversation whose turns so far are ``history`` (here: ``encode(messages)``;
+        token-exact agents continue from the last turn's ids instead)."""
+        return self.encode(messages)  # type: ignore[attr-defined]
 
 
 def check_row_seeds(seeds: Sequence[int] | None, n: int, where: str, what: str) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Sequence
+from typing import Any, Hashable, Literal, Sequence
 
 from rlvr.agents.base import Generation, Messages, TokenAgent, check_row_seeds, turn_seed
-from rlvr.agents.trajectory import text_hash
+from rlvr.agents.trajectory import Turn, text_hash
 from rlvr.errors import ConfigError
 
-__all__ = ["HFAgent", "chat_prompt_ids"]
+__all__ = ["HFAgent", "HFStream", "chat_prompt_ids"]
 
 
 def chat_prompt_ids(tokenizer: Any, messages: Messages) -> list[int]:
@@ -27,7 +27,7 @@ class HFAgent(TokenAgent):
     """A transformers causal LM as an agent.
 
     ``act_batch`` renders each conversation with the tokenizer's chat template
-    (``add_generation_prompt=True``), left-pads the batch and generates. Each :class:`Generation`
+    (``add_generation_prompt=True``) and generates. Each :class:`Generation`
     carries ``prompt_ids`` (what the model was given), ``completion_ids`` (exactly what it generated,
     the end-of-turn token included, padding excluded) and ``logprobs`` of those tokens under the
     sampling distribution ``softmax(logits / temperature)``.
@@ -46,8 +46,17 @@ class HFAgent(TokenAgent):
             conversation (from its episode seed and turn): each row then samples with its own
             generator seeded from ``(seed, row seed)``, so a conversation's tokens do not depend on
             the other conversations in its batch, nor on the concurrency. Without ``seeds`` the
-            batch samples from one generator seeded from ``seed`` and the call count.
+            samples derive from ``seed``, the call count (and, with the engine, the row index).
         device: where to load the model when given by name.
+        decoding: ``"continuous"``: the :class:`~rlvr.agents.decoding.DecodeEngine` (token-level
+            continuous batching, KV caches kept per conversation between turns under
+            :func:`~rlvr.agents.rollout.rollout`, see :meth:`open_stream`); ``"generate"``: one
+            left-padded ``model.generate`` per batch, the rollout then runs lock-step (every
+            conversation generates, then every environment steps); ``"auto"`` (default):
+            ``"continuous"`` when the engine supports the model (full attention in every layer).
+            Both sample the same tokens under the same seeds.
+        prefix_reuse: with ``"continuous"``, prefill only the tokens that extend a conversation's
+            cached ids (off: every turn is prefilled in full).
     """
 
     def __init__(
@@ -62,7 +71,11 @@ class HFAgent(TokenAgent):
         max_context: int | None = None,
         seed: int | None = None,
         device: str | None = None,
+        decoding: Literal["auto", "continuous", "generate"] = "auto",
+        prefix_reuse: bool = True,
     ) -> None:
+        if decoding not in ("auto", "continuous", "generate"):
+            raise ConfigError(f"decoding must be 'auto', 'continuous' or 'generate', got {decoding!r}")
         if temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {temperature}")
         if not 0 < top_p <= 1:
@@ -89,6 +102,15 @@ class HFAgent(TokenAgent):
         self._calls = 0
         self.chat_template_hash = text_hash(getattr(tokenizer, "chat_template", None))
         self.eos_ids = self._eos_ids()
+        from rlvr.agents.decoding import supports
+
+        if decoding == "continuous" and not supports(model):
+            raise ConfigError(f"decoding='continuous' needs full attention in every layer; {type(model).__name__} "
+                              "has sliding-window or other layers: use decoding='generate'")
+        self.decoding = "generate" if decoding == "generate" or not supports(model) else "continuous"
+        self.prefix_reuse = prefix_reuse
+        self.decode_stats = {"prefill_tokens": 0, "reused_tokens": 0, "generated_tokens": 0}
+        """Token counts of every generation so far (prefilled, taken from a kept cache, generated)."""
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -123,12 +145,55 @@ class HFAgent(TokenAgent):
                 results[i] = Generation("", p, [], [], "context_overflow")
             else:
                 todo.append(i)
+        if self.decoding == "continuous":
+            self._calls += 1
+            engine = self._engine(prefix_reuse=False)
+            for i in todo:
+                row_seed = seeds[i] if seeds is not None else None
+                engine.add(i, prompts[i], self._budget(prompts[i]), self._generator(row_seed, i))
+            for f in engine.run():
+                results[f.key] = self._generation(f)  # type: ignore[index]
+            self._count(engine.stats)
+            return results  # type: ignore[return-value]
         for start in range(0, len(todo), self.batch_size):
             idx = todo[start : start + self.batch_size]
             row_seeds = [seeds[i] for i in idx] if seeds is not None else None
             for i, g in zip(idx, self._generate([prompts[i] for i in idx], row_seeds)):
                 results[i] = g
         return results  # type: ignore[return-value]
+
+    def open_stream(self) -> "HFStream | None":
+        """A continuous-batching session for :func:`~rlvr.agents.rollout.rollout` (``None`` with
+        ``decoding="generate"``): conversations are submitted one by one and come back as each finishes,
+        and a conversation's KV cache is kept from one turn to the next until :meth:`HFStream.release`."""
+        return HFStream(self) if self.decoding == "continuous" else None
+
+    def _engine(self, prefix_reuse: bool) -> Any:
+        from rlvr.agents.decoding import DecodeEngine
+
+        return DecodeEngine(self.model, eos_ids=sorted(self.eos_ids), temperature=self.temperature, top_p=self.top_p,
+                            max_batch=self.batch_size, prefix_reuse=prefix_reuse)
+
+    def _budget(self, prompt: Sequence[int]) -> int:
+        return max(1, min(self.max_new_tokens, self.max_context - len(prompt)))
+
+    def _generator(self, row_seed: int | None, index: int) -> Any:
+        """Row ``index``'s generator: from ``(seed, row seed)``, else from ``(seed, call count, index)``; None
+        (the global generator) without a seed or when decoding greedily."""
+        import torch
+
+        if self.seed is None or self.temperature == 0:
+            return None
+        s = turn_seed(self.seed, row_seed) if row_seed is not None else turn_seed(self.seed * 1_000_003 + self._calls, index)
+        return torch.Generator(device="cpu").manual_seed(s)
+
+    def _generation(self, f: Any) -> Generation:
+        text = self.tokenizer.decode(f.completion_ids, skip_special_tokens=True)
+        return Generation(text, f.prompt_ids, f.completion_ids, f.logprobs, f.finish_reason)
+
+    def _count(self, stats: dict[str, int]) -> None:
+        for k in self.decode_stats:
+            self.decode_stats[k] += stats.get(k, 0)
 
     def _row_generators(self, row_seeds: Sequence[int]) -> list[Any]:
         """One CPU ``torch.Generator`` per row, seeded from ``(self.seed, row seed)``."""
@@ -178,11 +243,13 @@ class HFAgent(TokenAgent):
             if self.seed is not None and not per_row:  # per-row generators leave the global state alone
                 torch.manual_seed(self.seed * 1_000_003 + self._calls)
             out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attn.to(device), **kwargs)
-        new = out.sequences[:, width:].cpu()
-        logits = torch.stack(out.logits, dim=1).float().cpu()  # [B, T, V]
-        if sample:
-            logits = logits / self.temperature
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        new = out.sequences[:, width:]
+        scale = self.temperature if sample else 1.0
+        # one [B, V] step at a time on the device: only the chosen tokens' log-probs reach the host
+        logp = torch.stack([torch.log_softmax(step.float() / scale, dim=-1).gather(-1, new[:, j : j + 1])[:, 0]
+                            for j, step in enumerate(out.logits)], dim=1).cpu()
+        new = new.cpu()
+        self._count({"prefill_tokens": sum(len(p) for p in prompts), "generated_tokens": int(new.numel())})
         gens = []
         for i, p in enumerate(prompts):
             ids = new[i].tolist()
@@ -197,30 +264,77 @@ class HFAgent(TokenAgent):
         return gens
 
 
+class HFStream:
+    """A continuous-batching session over an :class:`HFAgent` (from :meth:`HFAgent.open_stream`).
+
+    ``submit`` queues one conversation's next turn under ``key`` (the rollout uses one key per
+    environment slot), ``poll`` decodes one step and returns the ``(key, Generation)`` pairs that
+    finished in it, ``release(key)`` frees a conversation's kept cache when its episode ends, and
+    ``close`` frees everything (and adds the session's token counts to ``agent.decode_stats``).
+    """
+
+    def __init__(self, agent: HFAgent) -> None:
+        self.agent = agent
+        self.engine = agent._engine(prefix_reuse=agent.prefix_reuse)
+        self._ready: list[tuple[Hashable, Generation]] = []
+        self._unseeded = 0
+
+    def submit(self, key: Hashable, messages: Messages, *, seed: int | None = None,
+               history: Sequence[Turn] = ()) -> None:
+        """Queue the next turn of conversation ``key``: its ``messages``, row ``seed`` and turns so far."""
+        if key is None:
+            raise ConfigError("HFStream.submit needs a conversation key (any hashable but None)")
+        agent = self.agent
+        prompt = list(agent.prompt_for(messages, history))
+        if len(prompt) + 1 > agent.max_context:
+            self.engine.release(key)
+            self._ready.append((key, Generation("", prompt, [], [], "context_overflow")))
+            return
+        if seed is None:
+            self._unseeded += 1
+        self.engine.add(key, prompt, agent._budget(prompt), agent._generator(seed, self._unseeded))
+
+    @property
+    def busy(self) -> bool:
+        """Whether submitted turns have not been returned by :meth:`poll` yet."""
+        return bool(self._ready) or self.engine.busy
+
+    def poll(self) -> list[tuple[Hashable, Generation]]:
+        """One decode step; the turns that finished (a context overflow comes back at the next poll)."""
+        out, self._ready = self._ready, []
+        if self.engine.busy:
+            out.extend((f.key, self.agent._generation(f)) for f in self.engine.step())
+        return out
+
+    def release(self, key: Hashable) -> None:
+        """Free the cache kept for conversation ``key``."""
+        self.engine.release(key)
+
+    def close(self) -> None:
+        """Free every cache and buffer of the session."""
+        self.agent._count(self.engine.stats)
+        self.engine.clear()
+
+
 def _row_sampler(generators: list[Any], temperature: float, top_p: float) -> Any:
     """A logits processor that samples row ``i``'s next token with ``generators[i]`` and masks every other token.
 
     Sampling follows transformers' own: ``softmax(logits / temperature)``, nucleus ``top_p`` as in
     ``TopPLogitsWarper`` (the smallest set of tokens whose probability reaches ``top_p``, at least one).
-    The draw happens on CPU in float32 with the row's own generator, so it depends on that row's logits
-    only (which batched forward passes of other shapes reproduce up to float rounding).
+    The draw is :func:`~rlvr.agents.decoding.choose_tokens`'s: float32, with the row's own CPU
+    generator (the random stream of ``torch.multinomial``), so it depends on that row's logits only
+    (which batched forward passes of other shapes reproduce up to float rounding).
     """
     import torch
     from transformers import LogitsProcessor
 
+    from rlvr.agents.decoding import choose_tokens
+
     class _RowSampler(LogitsProcessor):
         def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-            logits = scores.detach().float().cpu() / temperature
-            if top_p < 1.0:
-                sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
-                cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-                drop = cum <= (1 - top_p)
-                drop[..., -1:] = False
-                logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
-            probs = torch.softmax(logits, dim=-1)
-            picks = [int(torch.multinomial(probs[i], 1, generator=generators[i])) for i in range(probs.shape[0])]
+            picks, _ = choose_tokens(scores.detach(), generators, temperature, top_p)
             out = torch.full_like(scores, float("-inf"))
-            out[torch.arange(len(picks), device=scores.device), torch.tensor(picks, device=scores.device)] = 0.0
+            out[torch.arange(len(picks), device=scores.device), picks] = 0.0
             return out
 
     return _RowSampler()

@@ -2,13 +2,16 @@
 
 Each round, the conversations of every active environment are generated in one batch (per agent),
 then the environments step concurrently on a thread pool, so a slow tool call in one does not stall
-the others beyond that round. Finished episodes are appended to ``trajectories.jsonl`` at once.
+the others beyond that round. An agent with ``open_stream()`` (:class:`~rlvr.agents.hf.HFAgent`)
+decodes continuously instead: each conversation's environment steps on the pool as soon as its
+generation finishes, while the others keep decoding, and its next turn joins the running batch when
+the step returns. Finished episodes are appended to ``trajectories.jsonl`` at once.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from numbers import Integral
@@ -161,6 +164,10 @@ def rollout(
     progress: bool = False,
     on_episode: Callable[[Trajectory], None] | None = None,
     reset_options: Callable[[int], dict[str, Any] | None] | None = None,
+    executor: Any = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    envs_per_worker: int | None = None,
 ) -> list[Trajectory]:
     """Run ``episodes`` episodes; episode ``k`` is reset with seed ``seeds[k]``, or ``seed + k`` without ``seeds``.
 
@@ -172,6 +179,8 @@ def rollout(
     :func:`~rlvr.agents.base.turn_seed` of the sampling seed and the turn (see :mod:`rlvr.agents.base`).
     So episodes given the same task seed (a GRPO group) play the same task with different samples.
     Agents whose ``act_batch`` accepts ``histories=`` also get each conversation's turns so far.
+    An unbound agent whose ``open_stream()`` returns a stream (see :mod:`rlvr.agents.base`) is driven
+    through it, one conversation per environment instance, with the same seeds and histories.
 
     Args:
         env: an env id or a zero-argument factory.
@@ -184,10 +193,18 @@ def rollout(
         out: folder; trajectories are appended to ``out/trajectories.jsonl`` as episodes finish.
         on_episode: called with each finished trajectory.
         reset_options: episode index -> options for ``reset`` (for example a fixed task per group).
+        executor: ``"local"`` (threads in this process), ``"ray"`` (environments on Ray workers: ``address``,
+            ``workers``, ``envs_per_worker``) or a :class:`~rlvr.agents.ray_rollout.RayExecutor`; same results.
 
     Returns:
         Trajectories in episode order.
     """
+    if executor != "local" or (address, workers, envs_per_worker) != (None, None, None):
+        from rlvr.agents.ray_rollout import run_executor
+
+        return run_executor(executor, env, agent, address=address, workers=workers, envs_per_worker=envs_per_worker,
+                            episodes=episodes, seed=seed, seeds=seeds, concurrency=concurrency, out=out,
+                            env_kwargs=env_kwargs, progress=progress, on_episode=on_episode, reset_options=reset_options)
     if episodes < 0 or concurrency < 1:
         raise ConfigError(f"need episodes >= 0 and concurrency >= 1, got {episodes} and {concurrency}")
     reset_seeds = _task_seeds(seeds, episodes)
@@ -287,12 +304,66 @@ def rollout(
             )
         )
 
+    def streamed(stream: Any, pool: ThreadPoolExecutor) -> None:
+        """Continuous rounds: slot ``i`` is conversation ``i`` of ``stream``; a finished generation steps its
+        env on ``pool`` at once, and the slot's next turn is submitted when that step returns."""
+        steps: dict[Future, int] = {}
+        asked: dict[int, float] = {}
+
+        def ask(i: int) -> None:
+            s = slots[i]
+            turns = s.traj.turns  # type: ignore[union-attr]
+            try:
+                stream.submit(i, s.env.unwrapped.messages, seed=turn_seed(s.sample_seed, len(turns)), history=turns)
+            except AgentError:
+                raise
+            except Exception as e:
+                raise _agent_failure(agent, [s], e) from e
+            asked[i] = time.perf_counter()
+
+        for i, s in enumerate(slots):
+            if s.traj is not None:
+                ask(i)
+        while steps or stream.busy:
+            if stream.busy:
+                try:
+                    ready = stream.poll()
+                except AgentError:
+                    raise
+                except Exception as e:
+                    raise _agent_failure(agent, [s for s in slots if s.traj is not None], e) from e
+                for i, g in ready:
+                    if not isinstance(g, Generation):
+                        raise AgentError(f"{type(agent).__name__}'s stream must return Generation, got {type(g).__name__}")
+                    steps[pool.submit(step, slots[i], g, time.perf_counter() - asked.pop(i))] = i
+                done = [f for f in steps if f.done()]
+            else:
+                done = list(wait(steps, return_when=FIRST_COMPLETED)[0])
+            for f in sorted(done, key=steps.__getitem__):
+                i = steps.pop(f)
+                f.result()
+                s = slots[i]
+                last = s.traj.turns[-1]  # type: ignore[union-attr]
+                if last.terminated or last.truncated:
+                    stream.release(i)
+                    finish(s)
+                    if next_episode < episodes:
+                        start(s)
+                if s.traj is not None:
+                    ask(i)
+
+    opener = getattr(agent, "open_stream", None)
+    stream = None
     try:
         with ThreadPoolExecutor(max_workers=max(1, len(slots))) as pool:
+            if slots and callable(opener) and not hasattr(agent, "bind"):
+                stream = opener()
             for s in slots:
                 if next_episode < episodes:
                     start(s)
-            while any(s.traj is not None for s in slots):
+            if stream is not None:
+                streamed(stream, pool)
+            while stream is None and any(s.traj is not None for s in slots):
                 active = [s for s in slots if s.traj is not None]
                 gens: dict[int, tuple[Generation, float]] = {}
                 groups: dict[int, list[_Slot]] = {}
@@ -320,6 +391,8 @@ def rollout(
                         if next_episode < episodes:
                             start(s)
     finally:
+        if stream is not None:
+            stream.close()
         if writer:
             writer.close()
         if bar:
