@@ -1,21 +1,30 @@
 """``VLLMAgent``: in-process vLLM generation on GPU (imported lazily; CPU paths never need vLLM).
 
 It exposes the same :class:`~rlvr.agents.base.Generation` records as :class:`~rlvr.agents.hf.HFAgent`
-(prompt ids, exact completion ids, sampled-token log-probs), plus the hooks a colocated trainer needs:
+(prompt ids, exact completion ids, sampled-token log-probs; a prompt that leaves no room in the context
+returns ``finish_reason="context_overflow"``), plus the hooks a colocated trainer needs:
 :meth:`sleep` / :meth:`wake_up` to free GPU memory during the update and :meth:`load_weights` to sync
 the policy after each update.
+
+The engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) unless ``in_process=False``:
+vLLM's default engine lives in another process and serialises every call with msgpack, which refuses
+the function :meth:`load_weights` sends to the workers (and would copy every weight through the host).
+In-process, the policy's tensors reach the engine's model directly, GPU to GPU.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterable, Sequence
 
 from rlvr.agents.base import Generation, Messages, TokenAgent, check_row_seeds
 from rlvr.agents.hf import chat_prompt_ids
 from rlvr.agents.trajectory import text_hash
-from rlvr.errors import ModelLoadError
+from rlvr.errors import ConfigError, ModelLoadError
 
 __all__ = ["VLLMAgent", "request_seed"]
+
+_MP_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
 
 
 def request_seed(key: Sequence[int]) -> int:
@@ -46,7 +55,9 @@ class VLLMAgent(TokenAgent):
         gpu_memory_utilization: fraction of GPU memory vLLM may take (leave room for training).
         enable_sleep_mode: allow :meth:`sleep` / :meth:`wake_up` (colocated training).
         seed: sampling seed.
-        **llm_kwargs: passed to ``vllm.LLM``.
+        in_process: run the engine in this process (needed by :meth:`load_weights`; see the module notes).
+        **llm_kwargs: passed to ``vllm.LLM`` (``dtype`` defaults to ``"bfloat16"``, ``max_model_len`` bounds
+            prompt + completion).
     """
 
     def __init__(
@@ -59,6 +70,7 @@ class VLLMAgent(TokenAgent):
         gpu_memory_utilization: float = 0.4,
         enable_sleep_mode: bool = True,
         seed: int | None = None,
+        in_process: bool = True,
         **llm_kwargs: Any,
     ) -> None:
         vllm = _import_vllm()
@@ -68,13 +80,26 @@ class VLLMAgent(TokenAgent):
         path = resolve_model_path(model)
         # processed log-probs: those of the temperature-scaled sampling distribution (vLLM >= 0.10.2)
         llm_kwargs.setdefault("logprobs_mode", "processed_logprobs")
-        self.llm = vllm.LLM(
-            model=path, gpu_memory_utilization=gpu_memory_utilization, enable_sleep_mode=enable_sleep_mode,
-            seed=seed or 0, **llm_kwargs,
-        )
+        llm_kwargs.setdefault("dtype", "bfloat16")
+        self.in_process = in_process
+        saved = os.environ.get(_MP_ENV)
+        if in_process:  # read by vLLM while it builds the engine; restored after
+            os.environ[_MP_ENV] = "0"
+        try:
+            self.llm = vllm.LLM(
+                model=path, gpu_memory_utilization=gpu_memory_utilization, enable_sleep_mode=enable_sleep_mode,
+                seed=seed or 0, **llm_kwargs,
+            )
+        finally:
+            if saved is None:
+                os.environ.pop(_MP_ENV, None)
+            else:
+                os.environ[_MP_ENV] = saved
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
-        self.sampling = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "logprobs": 0}
+        self.sampling = {"temperature": temperature, "top_p": top_p, "logprobs": 0}
+        self.max_new_tokens = max_new_tokens
+        self.max_context = int(llm_kwargs.get("max_model_len") or self.llm.llm_engine.model_config.max_model_len)
         self.seed = seed or 0
         self._calls = 0
         self.chat_template_hash = text_hash(getattr(self.tokenizer, "chat_template", None))
@@ -94,15 +119,23 @@ class VLLMAgent(TokenAgent):
         # one seed per request: a shared seed would give identical prompts (a GRPO group) identical samples
         keys = [[self.seed, int(s)] for s in seeds] if seeds is not None else [
             [self.seed, self._calls, j] for j in range(len(prompts))]
-        params = [self._vllm.SamplingParams(**self.sampling, seed=request_seed(k)) for k in keys]
-        outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
-        gens = []
-        for p, o in zip(prompts, outs):
+        gens: list[Generation | None] = [None] * len(prompts)
+        todo, params = [], []
+        for i, (p, k) in enumerate(zip(prompts, keys)):
+            room = self.max_context - len(p)
+            if room < 1:  # vLLM would raise for the whole batch: this conversation alone ends
+                gens[i] = Generation("", p, [], [], "context_overflow")
+                continue
+            todo.append(i)
+            params.append(self._vllm.SamplingParams(**self.sampling, max_tokens=min(self.max_new_tokens, room),
+                                                    seed=request_seed(k)))
+        outs = self.llm.generate([{"prompt_token_ids": prompts[i]} for i in todo], params, use_tqdm=False) if todo else []
+        for i, o in zip(todo, outs):
             c = o.outputs[0]
             ids = list(c.token_ids)
             lps = [float(step[t].logprob) for step, t in zip(c.logprobs or [], ids)] if c.logprobs else None
-            gens.append(Generation(c.text, p, ids, lps, c.finish_reason))
-        return gens
+            gens[i] = Generation(c.text, prompts[i], ids, lps, c.finish_reason)
+        return gens  # type: ignore[return-value]
 
     def reseed(self, seed: int) -> None:
         """Make the following generations a function of ``seed`` alone (resumable training)."""
@@ -112,11 +145,21 @@ class VLLMAgent(TokenAgent):
         """Release GPU memory (weights offloaded at level 1, discarded at level 2) while the trainer updates."""
         self.llm.sleep(level=level)
 
-    def wake_up(self) -> None:
-        self.llm.wake_up()
+    def wake_up(self, tags: Sequence[str] | None = None) -> None:
+        """Bring back what :meth:`sleep` released: everything, or only ``tags`` (``"weights"``, ``"kv_cache"``),
+        so a trainer can load new weights before the KV cache takes its memory again."""
+        if tags is None:
+            self.llm.wake_up()
+        else:
+            self.llm.wake_up(tags=list(tags))
 
     def load_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
-        """Copy updated policy weights into the engine (call after each optimiser step)."""
+        """Copy updated policy weights into the engine (call after each optimiser step). Needs the engine
+        in this process (``in_process=True``, the default)."""
+        if not self.in_process:
+            raise ConfigError("VLLMAgent.load_weights needs the engine in this process: build the agent with "
+                              "in_process=True (VLLM_ENABLE_V1_MULTIPROCESSING=0); a multiprocess engine cannot "
+                              "receive the function that loads the weights")
         weights = list(named_tensors)
 
         def _load(worker: Any) -> None:

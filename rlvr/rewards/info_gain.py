@@ -141,7 +141,9 @@ def answer_logprobs_cached(
             for t, b in enumerate(boundaries[i]):
                 probe[r, t, : len(body) + 1] = torch.tensor([c[b - 1], *body])
                 first[r, t] = b - 1
-        cache = model(input_ids=ids.to(device), attention_mask=ctx_mask.to(device), use_cache=True).past_key_values
+        # the prefix pass only fills the KV cache: one position of logits, not [B, L, V]
+        cache = model(input_ids=ids.to(device), attention_mask=ctx_mask.to(device), use_cache=True,
+                      logits_to_keep=1).past_key_values
         pos = (first[:, :, None] + torch.arange(width)[None, None, :]).to(device)
         probe = probe.to(device)
         sees_cache = torch.arange(length, device=device)[None, None, :] < first.to(device)[:, :, None]  # [B, T, L]

@@ -5,6 +5,8 @@
 * :mod:`~rlvr.agents.trainer.advantages` -- advantage estimators on per-turn reward tables;
 * :mod:`~rlvr.agents.trainer.losses` -- PPO-clip, k3 KL, entropy, loss aggregation;
 * :mod:`~rlvr.agents.trainer.batch` -- trajectories to reward tables and group advantages;
+* :mod:`~rlvr.agents.trainer.update` -- the PPO update (length bucketing, one reference pass, chunked logits);
+* :mod:`~rlvr.agents.trainer.memory`, :mod:`~rlvr.agents.trainer.optim` -- memory accounting, optimisers;
 * :mod:`~rlvr.agents.trainer.backends` -- transformers and vLLM rollout backends;
 * :mod:`~rlvr.agents.trainer.trainer` -- the training loop and the ``rlvr train`` entry point;
 * :mod:`~rlvr.agents.trainer.demo` -- the CPU demo (evaluate, train a few steps, evaluate, plot).

@@ -69,11 +69,13 @@ class TokenExact:
         if len(histories) != len(batch):
             raise ConfigError(f"act_batch got {len(histories)} histories for {len(batch)} conversations; "
                               "give one (possibly empty) list of turns per conversation")
-        prompts = []
-        for messages, turns in zip(batch, histories):
-            ids = next_prompt_ids(turns[-1], self.renderer) if turns else None
-            prompts.append(ids if ids is not None else self.encode(messages))  # type: ignore[attr-defined]
+        prompts = [self.prompt_for(messages, turns) for messages, turns in zip(batch, histories)]
         return self.act_ids(prompts, seeds)  # type: ignore[attr-defined]
+
+    def prompt_for(self, messages: Messages, history: Sequence[Turn] = ()) -> list[int]:
+        """The prompt after ``history``: :func:`next_prompt_ids` of its last turn, else the chat template."""
+        ids = next_prompt_ids(history[-1], self.renderer) if history else None
+        return ids if ids is not None else self.encode(messages)  # type: ignore[attr-defined]
 
 
 class TokenExactHFAgent(TokenExact, HFAgent):
@@ -108,39 +110,53 @@ class HFBackend:
 def policy_weights(model: Any) -> Iterator[tuple[str, Any]]:
     """``(name, tensor)`` pairs of the policy under the base model's parameter names.
 
-    For a peft LoRA model the adapters are merged into a copy of each affected weight, so the
-    engine receives plain weights.
+    For a peft LoRA model each adapted weight comes as a new tensor ``W + delta`` (the adapters' delta
+    weight, computed apart); the base weights are never merged into and unmerged from, so syncing
+    every step accumulates no rounding drift in them.
     """
+    import torch
+
     try:
         from peft import PeftModel
+        from peft.tuners.lora import LoraLayer
     except ImportError:  # pragma: no cover - peft is part of the train extra
-        PeftModel = ()  # type: ignore[assignment]
-    if isinstance(model, PeftModel):
-        model.merge_adapter()
-        try:
-            base = model.get_base_model()
-            for name, p in base.named_parameters():
-                if "lora_" in name:
-                    continue
-                yield name.replace(".base_layer", ""), p.detach().clone()
-        finally:
-            model.unmerge_adapter()
-    else:
+        PeftModel, LoraLayer = (), ()  # type: ignore[assignment]
+    if not isinstance(model, PeftModel):
         for name, p in model.named_parameters():
             yield name, p.detach()
+        return
+    base = model.get_base_model()
+    adapted = {f"{name}.weight": mod for name, mod in base.named_modules()
+               if isinstance(mod, LoraLayer) and not getattr(mod, "merged", False)}
+    with torch.no_grad():
+        for name, p in base.named_parameters():
+            if "lora_" in name:
+                continue
+            clean = name.replace(".base_layer", "")
+            mod = adapted.get(clean)
+            if mod is None or not name.endswith("base_layer.weight"):
+                yield clean, p.detach()
+                continue
+            delta = sum(mod.get_delta_weight(a) for a in mod.active_adapters if a in mod.lora_A)
+            yield clean, (p.detach() + delta).to(p.dtype) if isinstance(delta, torch.Tensor) else p.detach()
 
 
 class VLLMBackend:
     """Rollouts with an in-process, colocated vLLM engine (GPU only; vLLM imported lazily).
 
     The engine sleeps during each update (its KV cache and weights leave the GPU) and wakes up
-    with the updated policy weights loaded.
+    with the updated policy weights loaded. ``top_p`` must be 1: vLLM's processed log-probs are
+    renormalised over the nucleus, the trainer's are over the whole vocabulary.
     """
 
     name = "vllm"
 
     def __init__(self, model_name: str, *, max_new_tokens: int, temperature: float, top_p: float,
                  gpu_memory_utilization: float, max_context: int, seed: int) -> None:
+        if top_p < 1:
+            raise ConfigError(f"the vLLM backend needs top_p=1 (got {top_p}): vLLM's processed log-probs are "
+                              "renormalised over the top-p nucleus, the trainer's are not, so the PPO ratio would "
+                              "be biased; use top_p=1, or the hf backend")
         # processed_logprobs: log-probs of the temperature-scaled sampling distribution, as the
         # trainer computes them (needs vLLM >= 0.10.2)
         self.agent = TokenExactVLLMAgent(model_name, max_new_tokens=max_new_tokens, temperature=temperature,
@@ -156,5 +172,12 @@ class VLLMBackend:
         self.agent.sleep(level=1)
 
     def after_update(self, model: Any) -> None:
-        self.agent.wake_up()
+        """Hand the update's cached memory back to the device (the update freed its gradients), wake the
+        engine's weights, load the policy's, and only then wake its KV cache."""
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self.agent.wake_up(tags=["weights"])
         self.agent.load_weights(policy_weights(model))
+        self.agent.wake_up(tags=["kv_cache"])

@@ -91,6 +91,15 @@ class TrainConfig:
     """Conversations per generate call."""
     vllm_gpu_memory_utilization: float = 0.3
     """vLLM backend: share of GPU memory for its KV cache (the trainer keeps the rest)."""
+    executor: Literal["local", "ray"] = "local"
+    """Where the training rollouts' environments run: threads of this process (``local``) or Ray workers
+    (``ray``, see the README's "Scaling out"); evaluations run locally."""
+    ray_address: str | None = None
+    """``executor=ray``: ``auto`` (this machine's cluster), ``ray://host:10001``, or none (a local Ray)."""
+    ray_workers: int | None = None
+    """``executor=ray``: worker actors (none: enough for one step's episodes)."""
+    envs_per_worker: int = 4
+    """``executor=ray``: environment instances per worker."""
 
     # --- reward ----------------------------------------------------------------------------
     reward: RewardScheme = RewardScheme.ENV
@@ -144,6 +153,9 @@ class TrainConfig:
     # --- loss and optimiser ----------------------------------------------------------------
     lr: float = 1e-5
     """AdamW learning rate."""
+    optimizer: Literal["adamw", "adamw_bf16"] = "adamw"
+    """``adamw`` (torch), or ``adamw_bf16``: AdamW keeping its two moment estimates in bfloat16 (half the
+    optimiser memory: 2 bytes per weight and moment instead of 4), the update still computed in float32."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     ppo_epochs: int = 1
@@ -152,6 +164,8 @@ class TrainConfig:
     """Optimiser steps per epoch (the step's sequences are split into this many mini-batches)."""
     micro_batch_size: int = 4
     """Sequences per forward/backward pass; gradients accumulate over a mini-batch."""
+    length_bucketing: bool = True
+    """Cut micro-batches from length-sorted sequences (same gradient, less padding)."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0: no clipping)."""
     clip_low: float = 0.2
@@ -180,6 +194,9 @@ class TrainConfig:
     """LoRA dropout."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
+    logit_chunk_tokens: int = 0
+    """Compute the log-softmax over the vocabulary this many positions at a time, recomputing each block
+    of logits in the backward pass, so ``[batch, length, vocabulary]`` logits are never held (0: whole)."""
 
     # --- outputs ---------------------------------------------------------------------------
     save_every: int = 0
@@ -190,6 +207,9 @@ class TrainConfig:
     """Write PNG plots of reward and statistics at the end."""
     save_trajectories: bool = True
     """Append every rollout to ``output_dir/trajectories.jsonl``."""
+    report_to: Literal["auto", "tensorboard", "wandb", "none"] = "auto"
+    """Metrics also to ``tensorboard`` (``output_dir/tensorboard``), ``wandb`` (offline, ``output_dir/wandb``),
+    ``auto`` (each of the two that is installed) or ``none`` (see :mod:`rlvr.agents.reporting`)."""
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -201,7 +221,8 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
         nonneg = ("eval_episodes", "weight_decay", "max_grad_norm", "clip_low", "clip_high", "kl_coef",
-                  "entropy_coef", "save_every", "lora_dropout", "ig_weight", "gigpo_step_weight", "warmup_sft_steps")
+                  "entropy_coef", "save_every", "lora_dropout", "ig_weight", "gigpo_step_weight", "warmup_sft_steps",
+                  "logit_chunk_tokens")
         for name in nonneg:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0; got {getattr(self, name)}")
@@ -210,6 +231,10 @@ class TrainConfig:
                               "greedy rollouts have no sampling distribution for the PPO ratio")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1]; got {self.top_p}")
+        if self.backend == "vllm" and self.top_p < 1:
+            raise ConfigError(f"backend='vllm' needs top_p=1 (got {self.top_p}): vLLM's processed log-probs are "
+                              "renormalised over the top-p nucleus while the trainer's are over the whole "
+                              "vocabulary, so the PPO ratio would be biased; use top_p=1, or backend='hf'")
         if self.lr <= 0 or self.warmup_sft_lr <= 0:
             raise ConfigError(f"lr and warmup_sft_lr must be > 0; got {self.lr} and {self.warmup_sft_lr}")
         if self.gamma is not None and not 0 <= self.gamma <= 1:
@@ -226,6 +251,9 @@ class TrainConfig:
                               "must have the same length (one threshold per gated component)")
         if "/" not in self.env:
             raise ConfigError(f"env must be an id like 'rlvr/GuessNumber-v0'; got {self.env!r}")
+        from rlvr.agents.reporting import check_report_to
+
+        check_report_to(self.report_to)
         self.check_env()
 
     def check_env(self) -> None:

@@ -17,8 +17,10 @@ import torch
 from rlvr.agents.base import OracleAgent
 from rlvr.agents.hf import chat_prompt_ids
 from rlvr.agents.rollout import rollout
+from rlvr.agents.trainer.multimodal import demonstration_sequence, multimodal_inputs
 from rlvr.agents.trainer.sequences import TemplateRenderer, TokenSequence, build_sequence, collate, first_prediction
 from rlvr.agents.trajectory import Trajectory
+from rlvr.agents.vlm import is_codec
 from rlvr.errors import ConfigError
 
 __all__ = ["SFT_SEED_OFFSET", "demonstration_sequences", "sft_warmup"]
@@ -43,6 +45,8 @@ def demonstration_sequences(env: str, env_kwargs: dict[str, Any], tokenizer: Any
     trajs = rollout(env, OracleAgent(), episodes=episodes, seed=seed, env_kwargs=env_kwargs)
     if not trajs:
         raise ConfigError("the behaviour-cloning warm start needs at least one demonstration episode")
+    if is_codec(tokenizer):  # a vision-language policy: the prompts carry the episodes' images
+        return [demonstration_sequence(t, tokenizer) for t in trajs]
     renderer = TemplateRenderer(tokenizer)
     # behaviour cloning takes no PPO ratio: the demonstrations need no rollout log-probs
     return [build_sequence(_tokenise(t, tokenizer), renderer, require_logprobs=False) for t in trajs]
@@ -50,35 +54,38 @@ def demonstration_sequences(env: str, env_kwargs: dict[str, Any], tokenizer: Any
 
 def sft_warmup(model: Any, seqs: list[TokenSequence], *, steps: int, lr: float, pad_id: int,
                device: torch.device, micro_batch_size: int = 4, max_grad_norm: float = 1.0,
-               autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> list[float]:
-    """``steps`` full-batch AdamW steps minimising the token-mean NLL of the demonstrations' policy
-    tokens; returns the loss before each step."""
-    from rlvr.agents.trainer.losses import token_logprobs_from_logits
+               autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+               optimizer: str = "adamw", logit_chunk_tokens: int = 0) -> list[float]:
+    """``steps`` full-batch steps of ``optimizer`` (see :func:`~rlvr.agents.trainer.optim.make_optimizer`)
+    minimising the token-mean NLL of the demonstrations' policy tokens; returns the loss before each step.
+    Log-probs as in the policy update (:func:`~rlvr.agents.trainer.update.policy_logprobs`, chunked over
+    the vocabulary with ``logit_chunk_tokens``); micro-batches hold sequences of similar length."""
+    from rlvr.agents.trainer.optim import make_optimizer
+    from rlvr.agents.trainer.update import micro_batches, policy_logprobs
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr)
+    opt = make_optimizer(optimizer, params, lr=lr)
     n_tokens = float(sum(s.num_policy_tokens for s in seqs))
     if n_tokens == 0:
         raise ConfigError("the demonstrations hold no policy tokens to imitate")
+    groups = micro_batches([len(s) for s in seqs], range(len(seqs)), micro_batch_size)
     losses = []
     model.train()
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for start in range(0, len(seqs), micro_batch_size):
-            micro = seqs[start : start + micro_batch_size]
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for idx in groups:
+            micro = [seqs[i] for i in idx]
             batch = collate(micro, pad_id, device=device)
-            mask = batch["loss_mask"]
-            first = first_prediction(micro)
-            with autocast():
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
-                               logits_to_keep=batch["input_ids"].shape[1] - first).logits
-            logp = token_logprobs_from_logits(logits.float(), batch["input_ids"][:, first:])
-            loss = -(logp * mask[:, first:]).sum() / n_tokens
+            batch["model_inputs"] = multimodal_inputs(micro, batch["input_ids"], device)  # a VLM's images, else {}
+            logp, _, _ = policy_logprobs(model, batch, first_prediction(micro), temperature=1.0, autocast=autocast,
+                                         entropy=False, chunk=logit_chunk_tokens)
+            loss = -(logp * batch["loss_mask"]).sum() / n_tokens
             loss.backward()
-            total += loss.item()
+            total += loss.detach()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
         opt.step()
-        losses.append(total)
+        losses.append(float(total))
+    opt.zero_grad(set_to_none=True)
     model.eval()
     return losses

@@ -8,7 +8,8 @@ per turn and broadcast them to the policy's tokens, (5) PPO-clip update against 
 log-probs, (6) log, checkpoint. The maths lives in pure functions:
 :func:`~rlvr.agents.trainer.batch.reward_tables`, :func:`~rlvr.agents.trainer.batch.step_advantages`,
 :func:`~rlvr.agents.trainer.losses.micro_batch_loss` and :func:`~rlvr.agents.trainer.records.step_metrics`
-(with :mod:`~rlvr.agents.trainer.advantages` and :mod:`~rlvr.agents.trainer.sequences` under them).
+(with :mod:`~rlvr.agents.trainer.advantages` and :mod:`~rlvr.agents.trainer.sequences` under them); the
+update itself is :func:`~rlvr.agents.trainer.update.ppo_update`.
 
 The one reward is the environment's: it applies ``config.reward_weights`` (passed in its keyword
 arguments) to every turn, and :func:`~rlvr.agents.trainer.batch.reward_tables` weights the components
@@ -28,21 +29,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium as gym
-import numpy as np
 import torch
 
+from rlvr.agents.reporting import with_reporters
 from rlvr.agents.rollout import rollout, summarize
-from rlvr.agents.trainer.backends import HFBackend, VLLMBackend
+from rlvr.agents.trainer.backends import HFBackend, VLLMBackend, policy_weights
 from rlvr.agents.trainer.batch import RewardTables, drop_infra_groups, reward_tables, step_advantages
 from rlvr.agents.trainer.config import RewardScheme, TrainConfig
-from rlvr.agents.trainer.losses import (MicroBatchLoss, entropy_from_logits, micro_batch_loss,
-                                        token_logprobs_from_logits)
+from rlvr.agents.trainer.multimodal import VLMBackend, renderer_for, sequence_for
 from rlvr.agents.trainer.records import (MetricsLog, latest_checkpoint, load_checkpoint, peak_memory_mb,
                                          plot_metrics, save_checkpoint, step_metrics)
 from rlvr.agents.trainer.sft import SFT_SEED_OFFSET, demonstration_sequences, sft_warmup
-from rlvr.agents.trainer.sequences import (TemplateRenderer, TokenSequence, build_sequence, collate,
-                                            first_prediction)
+from rlvr.agents.trainer.memory import model_memory
+from rlvr.agents.trainer.optim import make_optimizer
+from rlvr.agents.trainer.update import ppo_update
+from rlvr.agents.trainer.sequences import TemplateRenderer, TokenSequence, first_prediction
 from rlvr.agents.trajectory import Trajectory, TrajectoryWriter
+from rlvr.agents.vlm import VLMAgent, is_codec, is_vision_checkpoint, load_vlm
 from rlvr.errors import ConfigError, RLVRError
 from rlvr.rewards.info_gain import InformationGain
 
@@ -71,14 +74,26 @@ def task_seeds(config: TrainConfig, step: int) -> list[int]:
     return [base + p for p in range(config.tasks_per_step) for _ in range(config.group_size)]
 
 
-def collect_groups(config: TrainConfig, agent: Any, seeds: list[int], env_kwargs: dict[str, Any]) -> list[Trajectory]:
+def collect_groups(config: TrainConfig, agent: Any, seeds: list[int], env_kwargs: dict[str, Any],
+                   executor: Any = "local") -> list[Trajectory]:
     """Roll out one episode per entry of ``seeds`` (all at once, generation batched across them).
 
     Episode ``k`` plays the task of ``seeds[k]`` and samples from its own seed ``k``, so the
-    episodes of a group share a task and differ in their samples.
+    episodes of a group share a task and differ in their samples. ``executor``: ``"local"`` or a
+    :class:`~rlvr.agents.ray_rollout.RayExecutor` (its workers kept across steps).
     """
     return rollout(config.env, agent, episodes=len(seeds), seeds=seeds, seed=0, concurrency=len(seeds),
-                   env_kwargs=env_kwargs)
+                   env_kwargs=env_kwargs, executor=executor)
+
+
+def _executor(config: TrainConfig) -> Any:
+    """``"local"``, or the :class:`~rlvr.agents.ray_rollout.RayExecutor` of ``executor=ray``."""
+    if config.executor == "local":
+        return "local"
+    from rlvr.agents.ray_rollout import make_executor
+
+    return make_executor("ray", address=config.ray_address, workers=config.ray_workers,
+                         envs_per_worker=config.envs_per_worker)
 
 
 def _device(config: TrainConfig) -> torch.device:
@@ -95,85 +110,10 @@ def _autocast(device: torch.device, precision: str) -> Callable[[], contextlib.A
     return contextlib.nullcontext
 
 
-def _policy_logits(model: Any, batch: dict[str, torch.Tensor], temperature: float, autocast: Callable,
-                   start: int) -> torch.Tensor:
-    """Logits of positions ``start..L-1`` only (earlier ones predict prompt tokens nobody trains on),
-    scaled by the sampling temperature: the rollout log-probs are those of ``softmax(logits / T)``."""
-    keep = batch["input_ids"].shape[1] - start
-    with autocast():
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
-                       logits_to_keep=keep).logits
-    return logits.float() / temperature
-
-
-def _token_stats(logits: torch.Tensor, input_ids: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log-probs and entropies ``[B, L]`` from logits of positions ``start..``; zeros before."""
-    pad = (start, 0)
-    logp = torch.nn.functional.pad(token_logprobs_from_logits(logits, input_ids[:, start:]), pad)
-    ent = torch.nn.functional.pad(entropy_from_logits(logits), pad)
-    return logp, ent
-
-
-def _micro_batch(model: Any, seqs: list[TokenSequence], token_adv: list[list[float]], config: TrainConfig, *,
-                 pad_id: int, device: torch.device, autocast: Callable, ref_model: Any, **norm: Any) -> MicroBatchLoss:
-    """Forward the policy (and the reference) over ``seqs`` and return :func:`micro_batch_loss`."""
-    batch = collate(seqs, pad_id, token_adv, device=device)
-    start = first_prediction(seqs)
-    logp, entropy = _token_stats(_policy_logits(model, batch, config.temperature, autocast, start),
-                                 batch["input_ids"], start)
-    ref_logp = None
-    if ref_model is not None:
-        frozen = ref_model.disable_adapter() if ref_model is model else contextlib.nullcontext()
-        with torch.no_grad(), frozen:
-            ref_logits = _policy_logits(ref_model, batch, config.temperature, autocast, start)
-            ref_logp, _ = _token_stats(ref_logits, batch["input_ids"], start)
-    return micro_batch_loss(logp, batch["old_logprobs"], batch["advantages"], batch["loss_mask"], entropy, ref_logp,
-                            clip_low=config.clip_low, clip_high=config.clip_high,
-                            aggregation=config.effective_loss_aggregation, entropy_coef=config.entropy_coef,
-                            kl_coef=config.kl_coef, **norm)
-
-
-def ppo_update(model: Any, optimizer: torch.optim.Optimizer, seqs: list[TokenSequence], token_adv: list[list[float]],
-               config: TrainConfig, *, pad_id: int, device: torch.device, autocast: Callable = contextlib.nullcontext,
-               ref_model: Any = None, norm_length: float | None = None, generator: torch.Generator | None = None,
-               ) -> dict[str, float]:
-    """PPO-clip epochs over a step's sequences: mini-batches, gradient accumulation over micro-batches,
-    gradient clipping; returns token-weighted loss statistics of the first epoch and the mean grad norm.
-    Statistics stay on the device until the end: one host sync per update."""
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    max_norm = config.max_grad_norm if config.max_grad_norm > 0 else float("inf")
-    kw = dict(pad_id=pad_id, device=device, autocast=autocast, ref_model=ref_model, norm_length=norm_length)
-    sums: dict[str, torch.Tensor] = {}
-    grad_norms: list[torch.Tensor] = []
-    for epoch in range(config.ppo_epochs):
-        order = torch.randperm(len(seqs), generator=generator).tolist()
-        for mb in np.array_split(np.array(order, dtype=int), min(config.mini_batches, len(seqs))):
-            mb = mb.tolist()
-            num_tokens = float(sum(seqs[i].num_policy_tokens for i in mb))
-            if num_tokens == 0:
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            for i in range(0, len(mb), config.micro_batch_size):
-                idx = mb[i : i + config.micro_batch_size]
-                out = _micro_batch(model, [seqs[j] for j in idx], [token_adv[j] for j in idx], config,
-                                   num_tokens=num_tokens, num_seqs=float(len(mb)), **kw)
-                out.loss.backward()
-                if epoch == 0:
-                    for key, v in out.sums.items():
-                        sums[key] = sums.get(key, 0.0) + v.double()
-            grad_norms.append(torch.nn.utils.clip_grad_norm_(params, max_norm))
-            optimizer.step()
-    model.eval()
-    totals = {k: float(v) for k, v in sums.items()}  # the one host sync
-    n_tok = max(totals.pop("tokens", 0.0), 1.0)
-    stats = {k: v / n_tok for k, v in totals.items()}
-    stats["loss/grad_norm"] = float(torch.stack(grad_norms).double().mean()) if grad_norms else 0.0
-    return stats
-
-
 def _load_policy(config: TrainConfig, device: torch.device, model: Any, tokenizer: Any) -> tuple[Any, Any]:
-    if model is None:
+    if model is None and is_vision_checkpoint(config.model):  # a vision-language model and its codec
+        model, tokenizer = load_vlm(config.model, device=str(device), dtype=torch.float32)
+    elif model is None:
         from rlvr.agents.models import load_model
 
         model, tokenizer = load_model(config.model, device=str(device), dtype=torch.float32)
@@ -187,7 +127,12 @@ def _load_policy(config: TrainConfig, device: torch.device, model: Any, tokenize
                                                  lora_dropout=config.lora_dropout, target_modules="all-linear",
                                                  task_type="CAUSAL_LM"))
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        if hasattr(model, "activation_checkpointing_enable"):  # the name of transformers >= 5.2x
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if config.lora:  # frozen embeddings: checkpointed layers need inputs that require grad (transformers 4.x)
+            model.enable_input_require_grads()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
@@ -198,8 +143,9 @@ def evaluate(model: Any, tokenizer: Any, config: TrainConfig, env_kwargs: dict[s
     """Greedy episodes on held-out seeds; trajectories go to ``out/trajectories.jsonl``."""
     from rlvr.agents.hf import HFAgent
 
-    agent = HFAgent(model, tokenizer, max_new_tokens=config.max_new_tokens, temperature=0.0,
-                    batch_size=config.rollout_batch_size, max_context=config.max_context)
+    cls = VLMAgent if is_codec(tokenizer) else HFAgent  # a vision-language policy takes its codec as tokenizer
+    agent = cls(model, tokenizer, max_new_tokens=config.max_new_tokens, temperature=0.0,
+                batch_size=config.rollout_batch_size, max_context=config.max_context)
     model.eval()
     with autocast():
         trajs = rollout(config.env, agent, episodes=config.eval_episodes, seed=EVAL_SEED_OFFSET + config.seed,
@@ -236,6 +182,8 @@ class Run:
     """Dr.GRPO's constant loss normaliser: ``max_new_tokens * max_turns``."""
     result: TrainResult
     say: Callable[[str], None]
+    executor: Any = "local"
+    """Where rollout environments run: ``"local"`` or a :class:`~rlvr.agents.ray_rollout.RayExecutor`."""
 
     @property
     def ckpt_root(self) -> Path:
@@ -273,7 +221,8 @@ def _warm_start(config: TrainConfig, model: Any, tokenizer: Any, env_kwargs: dic
                                     SFT_SEED_OFFSET + config.seed)
     losses = sft_warmup(model, demos, steps=config.warmup_sft_steps, lr=config.warmup_sft_lr,
                         pad_id=tokenizer.pad_token_id, device=device, autocast=autocast,
-                        micro_batch_size=config.micro_batch_size, max_grad_norm=config.max_grad_norm)
+                        micro_batch_size=config.micro_batch_size, max_grad_norm=config.max_grad_norm,
+                        optimizer=config.optimizer, logit_chunk_tokens=config.logit_chunk_tokens)
     result.warmup_losses = losses
     say(f"warm-up on {len(demos)} oracle episodes: NLL {losses[0]:.3f} -> {losses[-1]:.3f}")
     save_checkpoint(out / "checkpoints", model, None, 0, config.to_dict(), name="warmup")
@@ -296,13 +245,30 @@ def _reference_model(config: TrainConfig, model: Any, resume_path: Path | None, 
     return ref_model
 
 
-def _backend(config: TrainConfig, model: Any, tokenizer: Any, start: int) -> Any:
-    """The rollout engine; a vLLM engine loaded the weights on disk, so it gets the policy's when they differ."""
+def _vllm_model_path(config: TrainConfig, model: Any, tokenizer: Any, out: Path | None) -> str:
+    """What a vLLM engine loads: ``config.model``, or (``out``: ``train`` got the policy as an object) that
+    policy's own weights and tokenizer, saved under ``out/vllm_policy`` (LoRA adapters merged)."""
+    if out is None:
+        return config.model
+    folder = out / "vllm_policy"
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.save_pretrained(folder, state_dict=dict(policy_weights(model)))
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def _backend(config: TrainConfig, model: Any, tokenizer: Any, start: int, out: Path | None = None) -> Any:
+    """The rollout engine; a vLLM engine loaded the weights on disk, so it gets the policy's when they differ
+    (``out``: the policy came as an object, see :func:`_vllm_model_path`)."""
+    if is_codec(tokenizer):  # a vision-language policy (rlvr.agents.vlm)
+        return VLMBackend(model, tokenizer, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                          top_p=config.top_p, batch_size=config.rollout_batch_size, max_context=config.max_context,
+                          seed=config.seed)
     if config.backend != "vllm":
         return HFBackend(model, tokenizer, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                          top_p=config.top_p, batch_size=config.rollout_batch_size, max_context=config.max_context,
                          seed=config.seed)
-    backend = VLLMBackend(config.model, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+    backend = VLLMBackend(_vllm_model_path(config, model, tokenizer, out), max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                           top_p=config.top_p, gpu_memory_utilization=config.vllm_gpu_memory_utilization,
                           max_context=config.max_context, seed=config.seed)
     if start > 0 or config.warmup_sft_steps:
@@ -320,6 +286,7 @@ def setup(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     construction, and building the environment once checks its values.
     """
     say = log or (lambda _msg: None)
+    given = model is not None  # a policy object, not loaded from config.model
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = _device(config)
@@ -335,8 +302,8 @@ def setup(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     if resume_path is None:
         _warm_start(config, model, tokenizer, env_kwargs, result, autocast, device, say)
     ref_model = _reference_model(config, model, resume_path, out / "checkpoints")
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = make_optimizer(config.optimizer, [p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                               weight_decay=config.weight_decay)
     start = 0
     if resume_path is not None:
         start = load_checkpoint(resume_path, model, optimizer)
@@ -345,10 +312,11 @@ def setup(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     if config.reward is RewardScheme.INFO_GAIN:
         info_gain = InformationGain(config.ig_answer_prefix, config.ig_variant, config.ig_method)
     return Run(config, out, device, autocast, env_kwargs, model, tokenizer, optimizer, ref_model,
-               _backend(config, model, tokenizer, start), TemplateRenderer(tokenizer), info_gain,
-               MetricsLog(out / "metrics.jsonl", resume_from_step=start),
+               _backend(config, model, tokenizer, start, out if given else None), renderer_for(tokenizer), info_gain,
+               with_reporters(MetricsLog(out / "metrics.jsonl", resume_from_step=start), config.report_to, out,
+                              config.to_dict()),
                TrajectoryWriter(out / "trajectories.jsonl") if config.save_trajectories else None,
-               start, float(config.max_new_tokens * max_turns), result, say)
+               start, float(config.max_new_tokens * max_turns), result, say, _executor(config))
 
 
 def _rollouts(run: Run, step: int) -> list[Trajectory]:
@@ -357,8 +325,10 @@ def _rollouts(run: Run, step: int) -> list[Trajectory]:
         torch.cuda.reset_peak_memory_stats(run.device)
     run.backend.reseed(run.config.seed * 1_000_003 + step)
     run.model.eval()
-    with run.autocast():
-        return collect_groups(run.config, run.backend.agent, task_seeds(run.config, step), run.env_kwargs)
+    # an in-process vLLM engine runs its own precision: the trainer's autocast would reach into its kernels
+    with run.autocast() if run.backend.name != "vllm" else contextlib.nullcontext():
+        return collect_groups(run.config, run.backend.agent, task_seeds(run.config, step), run.env_kwargs,
+                              run.executor)
 
 
 def _turn_rewards(run: Run, trajs: list[Trajectory], seqs: list[TokenSequence]
@@ -384,7 +354,7 @@ def _update(run: Run, seqs: list[TokenSequence], token_adv: list[list[float]], s
                        device=run.device, autocast=run.autocast, ref_model=run.ref_model, norm_length=run.norm_length,
                        generator=gen)
     run.backend.after_update(run.model)
-    return stats
+    return {**stats, **model_memory(run.model, run.optimizer, run.ref_model)}
 
 
 def _close_step(run: Run, step: int, all_trajs: list[Trajectory], row: dict[str, Any]) -> None:
@@ -422,6 +392,8 @@ def _finish(run: Run) -> TrainResult:
                                      run.autocast)
         run.say(f"eval after: {result.eval_after}")
     result.metrics = list(run.metrics.rows)
+    if hasattr(run.metrics, "close"):  # TensorBoard / W&B destinations (rlvr.agents.reporting)
+        run.metrics.close()
     return result
 
 
@@ -444,7 +416,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
                 times["step_s"] = time.perf_counter() - t0
                 _close_step(run, step, all_trajs, step_metrics(step, all_trajs, trajs, infra=infra, times=times))
                 continue
-            seqs = [build_sequence(t, run.renderer) for t in trajs]
+            seqs = [sequence_for(t, run.renderer) for t in trajs]
             t1 = time.perf_counter()
             tables, gains = _turn_rewards(run, trajs, seqs)
             times["reward_s"] = time.perf_counter() - t1
@@ -459,6 +431,8 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     finally:
         if run.writer is not None:
             run.writer.close()
+        if run.executor != "local":
+            run.executor.close()
     return _finish(run)
 
 
