@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Hashable, Literal, Sequence
+from typing import Any, Callable, Hashable, Literal, Sequence
 
 from rlvr.agents.base import Generation, Messages, TokenAgent, check_row_seeds, turn_seed
 from rlvr.agents.trajectory import Turn, text_hash
@@ -244,24 +244,33 @@ class HFAgent(TokenAgent):
                 torch.manual_seed(self.seed * 1_000_003 + self._calls)
             out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attn.to(device), **kwargs)
         new = out.sequences[:, width:]
-        scale = self.temperature if sample else 1.0
-        # one [B, V] step at a time on the device: only the chosen tokens' log-probs reach the host
-        logp = torch.stack([torch.log_softmax(step.float() / scale, dim=-1).gather(-1, new[:, j : j + 1])[:, 0]
-                            for j, step in enumerate(out.logits)], dim=1).cpu()
-        new = new.cpu()
         self._count({"prefill_tokens": sum(len(p) for p in prompts), "generated_tokens": int(new.numel())})
-        gens = []
-        for i, p in enumerate(prompts):
-            ids = new[i].tolist()
-            n, reason = len(ids), "length"
-            for j, t in enumerate(ids):
-                if t in self.eos_ids:
-                    n, reason = j + 1, "stop"
-                    break
-            comp = ids[:n]
-            text = self.tokenizer.decode(comp, skip_special_tokens=True)
-            gens.append(Generation(text, list(p), comp, [float(x) for x in logp[i, :n]], reason))
-        return gens
+        return generations_from(prompts, new, out.logits, self.temperature if sample else 1.0, self.eos_ids,
+                                lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
+
+
+def generations_from(prompts: Sequence[Sequence[int]], new: Any, step_logits: Sequence[Any], scale: float,
+                     eos_ids: set[int] | frozenset[int], decode: Callable[[list[int]], str]) -> list[Generation]:
+    """:class:`Generation` records from ``generate``'s new tokens ``[B, T]`` and its per-step logits (``T``
+    tensors of ``[B, V]``, divided by ``scale``): each row is cut after its first end-of-sequence token
+    (finish reason ``"stop"``, else ``"length"``). Log-probs are taken one step at a time on the device,
+    for the chosen tokens only, so no ``[B, T, V]`` tensor is built or copied to the host."""
+    import torch
+
+    logp = torch.stack([torch.log_softmax(step.float() / scale, dim=-1).gather(-1, new[:, j : j + 1])[:, 0]
+                        for j, step in enumerate(step_logits)], dim=1).cpu()
+    new = new.cpu()
+    gens = []
+    for i, p in enumerate(prompts):
+        ids = new[i].tolist()
+        n, reason = len(ids), "length"
+        for j, t in enumerate(ids):
+            if t in eos_ids:
+                n, reason = j + 1, "stop"
+                break
+        comp = ids[:n]
+        gens.append(Generation(decode(comp), list(p), comp, [float(x) for x in logp[i, :n]], reason))
+    return gens
 
 
 class HFStream:

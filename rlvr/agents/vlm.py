@@ -283,7 +283,7 @@ class VLMAgent:
     def _generate(self, prompts: list[list[int]], images: list[list[Any]], row_seeds: Sequence[int] | None) -> list[Generation]:
         import torch
 
-        from rlvr.agents.hf import _row_sampler
+        from rlvr.agents.hf import _row_sampler, generations_from
 
         device = next(self.model.parameters()).device
         width, pad = max(len(p) for p in prompts), self.codec.pad_token_id
@@ -315,23 +315,8 @@ class VLMAgent:
             if self.seed is not None and sample and not per_row:
                 torch.manual_seed(self.seed * 1_000_003 + self._calls)
             out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attn.to(device), **extra, **kwargs)
-        new = out.sequences[:, width:].cpu()
-        logits = torch.stack(out.logits, dim=1).float().cpu()
-        if sample:
-            logits = logits / self.temperature
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        result = []
-        for i, p in enumerate(prompts):
-            ids = new[i].tolist()
-            n, reason = len(ids), "length"
-            for j, t in enumerate(ids):
-                if t in self.eos_ids:
-                    n, reason = j + 1, "stop"
-                    break
-            comp = ids[:n]
-            result.append(Generation(self.codec.decode(comp, skip_special_tokens=True), list(p), comp,
-                                     [float(x) for x in logp[i, :n]], reason))
-        return result
+        return generations_from(prompts, out.sequences[:, width:], out.logits, self.temperature if sample else 1.0,
+                                self.eos_ids, lambda ids: self.codec.decode(ids, skip_special_tokens=True))
 
 
 def is_vision_checkpoint(path: str) -> bool:
