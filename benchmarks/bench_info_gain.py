@@ -75,7 +75,10 @@ def main() -> None:
     ap.add_argument("--high", type=int, default=1000, help="GuessNumber range: more turns for larger values")
     ap.add_argument("--batch-size", type=int, default=8, help="trajectories per cached prefix pass")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "info_gain.json"))
+    ap.add_argument("--quick", action="store_true", help="under a minute: 4 trajectories over 1..100")
     args = ap.parse_args()
+    if args.quick:
+        args.trajectories, args.high, args.batch_size = 4, 100, 4
 
     model, tok = load(args.model)
     prefix = tok("<answer>", add_special_tokens=False)["input_ids"]

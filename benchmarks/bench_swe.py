@@ -58,7 +58,10 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--episodes", type=int, nargs="+", default=[6, 12, 16], help="episodes per concurrency level")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_swe.json"))
+    ap.add_argument("--quick", action="store_true", help="under a minute: 5 repeats, concurrency 1 and 4")
     args = ap.parse_args()
+    if args.quick:
+        args.repeats, args.concurrency, args.episodes = 5, [1, 4], [4, 8]
     if len(args.episodes) != len(args.concurrency):
         ap.error("--episodes needs one value per --concurrency level")
 
