@@ -26,6 +26,7 @@ from rlvr.errors import ConfigError, ErrorKind, StepError, did_you_mean
 
 __all__ = [
     "ToolCall",
+    "json_values",
     "ParsedAction",
     "ToolCallParser",
     "HermesParser",
@@ -215,15 +216,15 @@ def _without_calls(text: str) -> str:
     return "".join(parts)
 
 
-def _bare_json_calls(text: str) -> list[ToolCall]:
-    """Find call-shaped JSON objects in free text (bounded scan; non-call JSON is ignored)."""
+def json_values(text: str, max_starts: int = _MAX_JSON_STARTS) -> Iterator[Any]:
+    """The JSON values (objects or arrays) embedded in free text, left to right: a bounded scan that tries at
+    most ``max_starts`` opening brackets and skips past each value it decodes."""
     decoder = json.JSONDecoder()
-    calls: list[ToolCall] = []
     pos, attempts = 0, 0
-    while attempts < _MAX_JSON_STARTS:
+    while attempts < max_starts:
         starts = [i for i in (text.find("{", pos), text.find("[", pos)) if i >= 0]
         if not starts:
-            break
+            return
         i = min(starts)
         attempts += 1
         try:
@@ -231,10 +232,17 @@ def _bare_json_calls(text: str) -> list[ToolCall]:
         except (json.JSONDecodeError, RecursionError, ValueError):
             pos = i + 1
             continue
+        yield obj
+        pos = end
+
+
+def _bare_json_calls(text: str) -> list[ToolCall]:
+    """Find call-shaped JSON objects in free text (bounded scan; non-call JSON is ignored)."""
+    calls: list[ToolCall] = []
+    for obj in json_values(text):
         got, err = _call_from_obj(obj)
         if not err and got:
             calls.extend(got)
-        pos = end
     return calls
 
 

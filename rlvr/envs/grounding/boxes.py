@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from rlvr.envs.parsers import json_values
+
 __all__ = ["COORD_MODES", "GroundingAction", "Resolved", "box_iou", "from_view", "parse_action", "resolve_box",
            "to_view"]
 
@@ -103,21 +105,8 @@ def parse_action(text: str) -> GroundingAction:
     if out.answer is not None:
         return out
     out.problems += [p for p in (p1, p2) if p]
-    decoder = json.JSONDecoder()
-    pos, attempts = 0, 0
-    while attempts < MAX_JSON_STARTS:
-        starts = [i for i in (text.find("{", pos), text.find("[", pos)) if i >= 0]
-        if not starts:
-            break
-        i = min(starts)
-        attempts += 1
-        try:
-            obj, end = decoder.raw_decode(text, i)
-        except (json.JSONDecodeError, RecursionError, ValueError):
-            pos = i + 1
-            continue
+    for obj in json_values(text, MAX_JSON_STARTS):
         out.boxes += _boxes_in(obj, out.problems)
-        pos = end
     if not out.boxes and "bbox_2d" in text:
         out.problems.append('Found "bbox_2d" but could not read it as JSON; write {"bbox_2d": [x1, y1, x2, y2]} '
                             "with numbers.")
