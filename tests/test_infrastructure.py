@@ -211,12 +211,15 @@ def test_swe_lost_sandbox_ends_the_episode_as_infra_failure():
 
 
 # ----------------------------------------------------------------------------- ToolCall: no late effect
-def test_toolcall_timed_out_call_has_no_late_effect():
+_CALL = '<tool_call>{{"name": "{}", "arguments": {}}}</tool_call>'.format
+
+
+def _bank_env(slow_withdraw):
+    """A ToolCall env on one bank task (balance 100; tools ``deposit``, ``slow_withdraw``, ``balance``) with a
+    0.2 s tool timeout, reset; ``slow_withdraw(state, amount)`` is the slow tool, given the runtime's state."""
     from rlvr.envs.toolcall import ToolCallEnv
     from rlvr.envs.toolcall.task import FunctionRuntime, Request, ToolTask
     from rlvr.rewards.matchtir import GoldCall
-
-    finished = threading.Event()
 
     def backend():
         state = {"balance": 100}
@@ -225,17 +228,11 @@ def test_toolcall_timed_out_call_has_no_late_effect():
             state["balance"] += amount
             return state["balance"]
 
-        def slow_withdraw(amount: int) -> int:
-            time.sleep(0.6)  # outlasts the tool timeout, then changes the state
-            state["balance"] -= amount
-            finished.set()
-            return state["balance"]
-
         def balance() -> int:
             return state["balance"]
 
-        return FunctionRuntime({"deposit": deposit, "slow_withdraw": slow_withdraw, "balance": balance},
-                               lambda: dict(state))
+        return FunctionRuntime({"deposit": deposit, "slow_withdraw": lambda amount: slow_withdraw(state, amount),
+                                "balance": balance}, lambda: dict(state))
 
     def spec(name, params):
         return {"name": name, "description": name, "parameters": {
@@ -247,7 +244,20 @@ def test_toolcall_timed_out_call_has_no_late_effect():
                              (), "105"),), backend, outcome="answer", answer="105")
     env = ToolCallEnv("tasks", tasks=[task], tool_timeout_s=0.2)
     env.reset(seed=0)
-    call = '<tool_call>{{"name": "{}", "arguments": {}}}</tool_call>'.format
+    return env
+
+
+def test_toolcall_timed_out_call_has_no_late_effect():
+    finished = threading.Event()
+
+    def slow_withdraw(state, amount: int) -> int:
+        time.sleep(0.6)  # outlasts the tool timeout, then changes the state
+        state["balance"] -= amount
+        finished.set()
+        return state["balance"]
+
+    env = _bank_env(slow_withdraw)
+    call = _CALL
     obs, *_ = env.step(call("deposit", '{"amount": 5}') + call("slow_withdraw", '{"amount": 50}'))
     assert obs[0]["content"] == "105" and "did not finish within 0.2 s" in obs[1]["content"]
     assert finished.wait(5.0)
@@ -338,39 +348,14 @@ def test_an_infrastructure_failure_at_reset_is_a_recorded_episode_not_a_crash(tm
 
 def test_toolcall_calls_after_a_timeout_in_the_same_turn_run_on_the_fresh_runtime():
     """The fence happens right after the timed-out call: the turn's later calls never see the abandoned one."""
-    from rlvr.envs.toolcall import ToolCallEnv
-    from rlvr.envs.toolcall.task import FunctionRuntime, Request, ToolTask
-    from rlvr.rewards.matchtir import GoldCall
 
-    def backend():
-        state = {"balance": 100}
+    def slow_withdraw(state, amount: int) -> int:
+        state["balance"] -= amount  # changes its runtime at once, then outlasts the tool timeout
+        time.sleep(0.4)
+        return state["balance"]
 
-        def deposit(amount: int) -> int:
-            state["balance"] += amount
-            return state["balance"]
-
-        def slow_withdraw(amount: int) -> int:
-            state["balance"] -= amount  # changes its runtime at once, then outlasts the tool timeout
-            time.sleep(0.4)
-            return state["balance"]
-
-        def balance() -> int:
-            return state["balance"]
-
-        return FunctionRuntime({"deposit": deposit, "slow_withdraw": slow_withdraw, "balance": balance},
-                               lambda: dict(state))
-
-    def spec(name, params):
-        return {"name": name, "description": name, "parameters": {
-            "type": "object", "properties": {p: {"type": "integer"} for p in params}, "required": list(params)}}
-
-    task = ToolTask("bank", "test", "test", (spec("deposit", ["amount"]), spec("slow_withdraw", ["amount"]),
-                                             spec("balance", [])),
-                    (Request(({"role": "user", "content": "Deposit 5."},), ((GoldCall("deposit", {"amount": 5}),),),
-                             (), "105"),), backend, outcome="answer", answer="105")
-    env = ToolCallEnv("tasks", tasks=[task], tool_timeout_s=0.2)
-    env.reset(seed=0)
-    call = '<tool_call>{{"name": "{}", "arguments": {}}}</tool_call>'.format
+    env = _bank_env(slow_withdraw)
+    call = _CALL
     obs, *_ = env.step(call("deposit", '{"amount": 5}') + call("slow_withdraw", '{"amount": 50}')
                        + call("balance", "{}"))
     assert obs[0]["content"] == "105" and "did not finish within 0.2 s" in obs[1]["content"]
