@@ -38,7 +38,8 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 
 from rlvr.agents.base import Generation, generate, turn_seed
-from rlvr.agents.rollout import _check_agent, _env_name, _repro, _reward_weights, _task_seeds, make_env
+from rlvr.agents.rollout import (_check_agent, _close_record, _env_name, _overflow_result, _repro, _reset_failure,
+                                 _task_seeds, _turn, make_env)
 from rlvr.agents.trajectory import Trajectory, TrajectoryWriter, Turn
 from rlvr.errors import AgentError, ConfigError, InfrastructureError
 
@@ -106,10 +107,7 @@ async def arollout(
         try:
             obs, info = await w.call(w.env.reset, seed=ep_seed, options=options)
         except InfrastructureError as e:
-            traj = Trajectory(env_id=_env_name(w.env), task_id=str((options or {}).get("task_id", "")), seed=ep_seed,
-                              initial_messages=[], reset_info={"episode": k, "infra_failure": {
-                                  "where": "reset", "message": f"{type(e).__name__}: {e}"}},
-                              repro=_repro(w.env, ep_seed, agent, env_kwargs, options))
+            traj = _reset_failure(w.env, k, ep_seed, options, _repro(w.env, ep_seed, agent, env_kwargs, options), e)
             finish(w, traj)
             return
         if hasattr(w.agent, "start_episode"):
@@ -130,25 +128,17 @@ async def arollout(
             gen_s = time.perf_counter() - t0
             t1 = time.perf_counter()
             if gen.finish_reason == "context_overflow":
-                obs, reward, term, trunc = [], 0.0, False, True
-                step_info: dict[str, Any] = {"reward_components": {}, "tool_calls": [], "error": None,
-                                             "truncated_by": "context_overflow"}
+                result = _overflow_result()
             else:
-                obs, reward, term, trunc, step_info = await w.call(w.env.step, gen.text)
-            traj.turns.append(Turn(
-                index=len(traj.turns), action=gen.text, observation=obs, reward=float(reward),
-                reward_components=step_info.pop("reward_components", {}), terminated=bool(term),
-                truncated=bool(trunc), tool_calls=step_info.pop("tool_calls", []), error=step_info.pop("error", None),
-                prompt_ids=gen.prompt_ids, completion_ids=gen.completion_ids, logprobs=gen.logprobs, info=step_info,
-                timings={"generate_s": gen_s, "step_s": time.perf_counter() - t1},
-            ))
-            if term or trunc:
+                result = await w.call(w.env.step, gen.text)
+            turn = _turn(len(traj.turns), gen, result, {"generate_s": gen_s, "step_s": time.perf_counter() - t1})
+            traj.turns.append(turn)
+            if turn.terminated or turn.truncated:
                 finish(w, traj)
                 return
 
     def finish(w: _Worker, traj: Trajectory) -> None:
-        if traj.repro is not None:
-            traj.repro.reward_weights = _reward_weights(w.env, {k for t in traj.turns for k in t.reward_components})
+        _close_record(traj, w.env)
         results[traj.reset_info["episode"]] = traj
         if writer:
             writer.write(traj)

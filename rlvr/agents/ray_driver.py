@@ -23,7 +23,7 @@ from typing import Any, Callable
 import rlvr
 from rlvr.agents.base import Generation, OracleAgent, agent_id, generate, turn_seed
 from rlvr.agents.ray_worker import PooledWorker, RemoteEnv, StepFailure, WorkerPool
-from rlvr.agents.rollout import _agent_failure, _repro, _reward_weights
+from rlvr.agents.rollout import _agent_failure, _close_record, _overflow_result, _repro, _turn
 from rlvr.agents.trajectory import ReproRecord, Trajectory, TrajectoryWriter, Turn, plain
 from rlvr.errors import AgentError, ConfigError, InfrastructureError
 
@@ -231,8 +231,7 @@ class RolloutDriver:
             dt = time.perf_counter() - t0
             for s, g in zip(members, batch):
                 if g.finish_reason == "context_overflow":  # as the local executor: the env is not stepped
-                    info = {"reward_components": {}, "tool_calls": [], "error": None, "truncated_by": "context_overflow"}
-                    self.record(s, g, dt, ([], 0.0, False, True, info), 0.0, 0.0)
+                    self.record(s, g, dt, _overflow_result(), 0.0, 0.0)
                     self.finish(s)
                 else:
                     sends.setdefault(s.worker.index, []).append((s, g, dt))
@@ -328,24 +327,15 @@ class RolloutDriver:
         s.waiting = True
 
     def record(self, s: _Slot, gen: Generation, gen_s: float, result: tuple, env_s: float, call_s: float) -> None:
-        obs, reward, term, trunc, info = result
         traj = s.traj
         assert traj is not None
-        comps = info.pop("reward_components", {})
-        calls = info.pop("tool_calls", [])
-        error = info.pop("error", None)
-        traj.turns.append(Turn(
-            index=len(traj.turns), action=gen.text, observation=obs, reward=float(reward), reward_components=comps,
-            terminated=bool(term), truncated=bool(trunc), tool_calls=calls, error=error, prompt_ids=gen.prompt_ids,
-            completion_ids=gen.completion_ids, logprobs=gen.logprobs, info=info,
-            timings={"generate_s": gen_s, "step_s": env_s, "call_s": call_s}))
+        traj.turns.append(_turn(len(traj.turns), gen, result, {"generate_s": gen_s, "step_s": env_s, "call_s": call_s}))
 
     def finish(self, s: _Slot) -> None:
         a = s.attempt
         assert a is not None and a.traj is not None
         traj = a.traj
-        if traj.repro is not None:
-            traj.repro.reward_weights = _reward_weights(a.env, {c for t in traj.turns for c in t.reward_components})  # type: ignore[arg-type]
+        _close_record(traj, a.env)  # type: ignore[arg-type]
         s.attempt, s.waiting = None, False
         self.emit(a.k, traj)
 

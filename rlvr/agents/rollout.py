@@ -91,6 +91,41 @@ def _reward_weights(env: gym.Env, seen: Iterable[str] = ()) -> dict[str, float]:
     return dict(sorted({**{str(n): 1.0 for n in names}, **weights}.items()))
 
 
+def _overflow_result() -> tuple[list, float, bool, bool, dict[str, Any]]:
+    """The step result a turn records when its prompt no longer fits the model: the env is not stepped and
+    the episode ends truncated (``truncated_by: context_overflow``)."""
+    return [], 0.0, False, True, {"reward_components": {}, "tool_calls": [], "error": None,
+                                  "truncated_by": "context_overflow"}
+
+
+def _turn(index: int, gen: Generation, result: tuple, timings: dict[str, float]) -> Turn:
+    """The :class:`Turn` of one step: ``result`` is ``env.step``'s 5-tuple; its info dict gives up the reward
+    components, tool calls and error, and keeps the rest."""
+    obs, reward, term, trunc, info = result
+    return Turn(
+        index=index, action=gen.text, observation=obs, reward=float(reward),
+        reward_components=info.pop("reward_components", {}), terminated=bool(term), truncated=bool(trunc),
+        tool_calls=info.pop("tool_calls", []), error=info.pop("error", None), prompt_ids=gen.prompt_ids,
+        completion_ids=gen.completion_ids, logprobs=gen.logprobs, info=info, timings=timings,
+    )
+
+
+def _reset_failure(env: gym.Env, k: int, ep_seed: int, options: dict[str, Any] | None, repro: ReproRecord,
+                   e: Exception) -> Trajectory:
+    """The turnless record of episode ``k`` whose reset failed for infrastructure reasons."""
+    return Trajectory(
+        env_id=_env_name(env), task_id=str((options or {}).get("task_id", "")), seed=ep_seed, initial_messages=[],
+        reset_info={"episode": k, "infra_failure": {"where": "reset", "message": f"{type(e).__name__}: {e}"}},
+        repro=repro,
+    )
+
+
+def _close_record(traj: Trajectory, env: gym.Env) -> None:
+    """At the episode's end, the components it logged join the declared ones in its reproducibility record."""
+    if traj.repro is not None:
+        traj.repro.reward_weights = _reward_weights(env, {c for t in traj.turns for c in t.reward_components})
+
+
 def _repro(env: gym.Env, seed: int | None, agent: Any, env_kwargs: dict[str, Any] | None = None,
            options: dict[str, Any] | None = None) -> ReproRecord:
     u = env.unwrapped
@@ -245,12 +280,8 @@ def rollout(
             try:
                 obs, info = slot.env.reset(seed=ep_seed, options=options)
             except InfrastructureError as e:
-                slot.traj = Trajectory(
-                    env_id=_env_name(slot.env), task_id=str((options or {}).get("task_id", "")), seed=ep_seed,
-                    initial_messages=[],
-                    reset_info={"episode": k, "infra_failure": {"where": "reset", "message": f"{type(e).__name__}: {e}"}},
-                    repro=_repro(slot.env, ep_seed, agent, env_kwargs, options),
-                )
+                slot.traj = _reset_failure(slot.env, k, ep_seed, options,
+                                           _repro(slot.env, ep_seed, agent, env_kwargs, options), e)
                 finish(slot)
                 continue
             begin(slot, k, ep_seed, options, obs, info)
@@ -272,8 +303,7 @@ def rollout(
     def finish(slot: _Slot) -> None:
         traj = slot.traj
         assert traj is not None
-        if traj.repro is not None:  # components logged this episode join the declared ones
-            traj.repro.reward_weights = _reward_weights(slot.env, {k for t in traj.turns for k in t.reward_components})
+        _close_record(traj, slot.env)
         results[traj.reset_info["episode"]] = traj
         if writer:
             writer.write(traj)
@@ -287,22 +317,8 @@ def rollout(
         traj = slot.traj
         assert traj is not None
         t0 = time.perf_counter()
-        if gen.finish_reason == "context_overflow":
-            obs, reward, term, trunc = [], 0.0, False, True
-            info: dict[str, Any] = {"reward_components": {}, "tool_calls": [], "error": None, "truncated_by": "context_overflow"}
-        else:
-            obs, reward, term, trunc, info = slot.env.step(gen.text)
-        comps = info.pop("reward_components", {})
-        calls = info.pop("tool_calls", [])
-        error = info.pop("error", None)
-        traj.turns.append(
-            Turn(
-                index=len(traj.turns), action=gen.text, observation=obs, reward=float(reward),
-                reward_components=comps, terminated=bool(term), truncated=bool(trunc), tool_calls=calls,
-                error=error, prompt_ids=gen.prompt_ids, completion_ids=gen.completion_ids, logprobs=gen.logprobs,
-                info=info, timings={"generate_s": gen_s, "step_s": time.perf_counter() - t0},
-            )
-        )
+        result = _overflow_result() if gen.finish_reason == "context_overflow" else slot.env.step(gen.text)
+        traj.turns.append(_turn(len(traj.turns), gen, result, {"generate_s": gen_s, "step_s": time.perf_counter() - t0}))
 
     def streamed(stream: Any, pool: ThreadPoolExecutor) -> None:
         """Continuous rounds: slot ``i`` is conversation ``i`` of ``stream``; a finished generation steps its
