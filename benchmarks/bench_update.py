@@ -13,13 +13,22 @@ Rows (each timed alternately in the same process, median over ``--repeats``):
   floor any update pays;
 * ``rlvr (no bucketing)``: :func:`rlvr.agents.trainer.update.ppo_update` with length bucketing off
   (micro-batches in the update's shuffled order; not in ``--quick``);
-* ``rlvr``: ``ppo_update`` with the default settings (length bucketing on).
+* ``rlvr``: ``ppo_update`` with length bucketing on and shared-prefix packing off;
+* ``rlvr (prefix sharing)``: ``ppo_update`` with ``prefix_sharing`` on: the sequences sharing a prompt
+  are forwarded as one packed row holding the prompt once.
+
+``--size grpo`` is the shape of a GRPO step instead: 2 tasks x 4 rollouts, every sequence the real
+GuessNumber prompt (system prompt and tools, shared token for token) followed by a 60-120-token
+continuation cut from a different oracle episode.
 
 Tokens/s counts real (unpadded) tokens; ``padding`` is the share of padded positions in the
-forward passes (for rlvr rows, the update's own ``perf/padding_frac``). A memory breakdown of the update (weights, gradients, optimiser state,
-reference, activations saved for backward, logits) follows the table.
+forward passes (for rlvr rows, the update's own ``perf/padding_frac``), ``shared`` the share of the
+tokens packing did not forward again (``perf/prefix_shared_frac``), ``saved act.`` the activations the
+update's largest micro-batch saved for the backward pass. The largest difference between the packed and
+padded log-probs of the policy tokens is printed, then a memory breakdown of the update (weights,
+gradients, optimiser state, reference, activations saved for backward, logits).
 
-Usage: python benchmarks/bench_update.py [--quick] [--repeats 2] [--micro-batch-size 4]
+Usage: python benchmarks/bench_update.py [--quick] [--size grpo] [--repeats 2] [--micro-batch-size 4]
 Prints a table and writes benchmarks/results/bench_update.json (``--label`` names the run).
 """
 
@@ -55,6 +64,21 @@ def bench_sequences(tokenizer, size: str) -> list[TokenSequence]:
     if size == "small":
         short, long = short[:2], [_cut(s, 2) for s in long[:2]]
     return [s for pair in zip(short, long) for s in pair]
+
+
+def grpo_sequences(tokenizer, tasks: int = 2, group: int = 4, seed: int = 0) -> list[TokenSequence]:
+    """``tasks x group`` GRPO-shaped sequences: GuessNumber's prompt (shared by every episode) followed by
+    a 60-120-token continuation of one oracle episode each, in rollout order (a group's members adjacent)."""
+    import random
+
+    episodes = demonstration_sequences("rlvr/GuessNumber-v0", {"low": 1, "high": 1000}, tokenizer, tasks * group, seed)
+    rng = random.Random(seed)
+    out = []
+    for s in episodes:
+        end = min(s.loss_mask.index(1) + rng.randint(60, 120), len(s))
+        out.append(TokenSequence(s.input_ids[:end], s.loss_mask[:end], s.attention_mask[:end], s.old_logprobs[:end],
+                                 [(a, min(b, end)) for a, b in s.turn_spans if a < end], []))
+    return out
 
 
 def _cut(seq: TokenSequence, turns: int) -> TokenSequence:
@@ -102,19 +126,35 @@ def bare_update(model, optimizer, seqs, micro: int, pad_id: int) -> None:
     model.eval()
 
 
-def _config(micro: int, bucketing: bool) -> TrainConfig:
+def _config(micro: int, bucketing: bool, sharing: bool = False) -> TrainConfig:
     kw = dict(micro_batch_size=micro, lr=1e-7, kl_coef=0.0, entropy_coef=0.0, ppo_epochs=1, mini_batches=1)
-    if "length_bucketing" in {f.name for f in dataclasses.fields(TrainConfig)}:
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    if "length_bucketing" in fields:
         kw["length_bucketing"] = bucketing
+    if "prefix_sharing" in fields:
+        kw["prefix_sharing"] = sharing
     return TrainConfig(**kw)
+
+
+def packed_logprob_error(model, seqs: list[TokenSequence], micro: int, pad_id: int) -> float | None:
+    """Largest absolute difference between the packed and padded log-probs of the policy tokens (None for
+    versions without prefix sharing)."""
+    if "prefix_sharing" not in {f.name for f in dataclasses.fields(TrainConfig)}:
+        return None
+    from rlvr.agents.trainer.update import sequence_logprobs
+
+    got = [sequence_logprobs(model, seqs, range(len(seqs)), _config(micro, True, sharing), pad_id=pad_id,
+                             device=torch.device("cpu")) for sharing in (False, True)]
+    return max(float(((got[0][i] - got[1][i]).abs() * torch.tensor(s.loss_mask)).max()) for i, s in enumerate(seqs))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
                     help="4 short sequences, one repeat, no arrival-order rlvr row (under a minute)")
-    ap.add_argument("--size", choices=("quick", "small", "full"), default=None,
-                    help="the sequence set (default full; --quick means quick)")
+    ap.add_argument("--size", choices=("quick", "small", "full", "grpo"), default=None,
+                    help="the sequence set (default full; --quick means quick; grpo: 2 tasks x 4 rollouts sharing "
+                         "their prompt)")
     ap.add_argument("--repeats", type=int, default=None, help="timed runs per row (default 2, quick 1)")
     ap.add_argument("--micro-batch-size", type=int, default=None, help="default 4 (quick 2)")
     ap.add_argument("--skip-unbucketed", action="store_true", help="leave out the rlvr (no bucketing) row")
@@ -122,13 +162,13 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_update.json"))
     args = ap.parse_args()
     repeats = args.repeats or (1 if args.quick else 2)
-    micro = args.micro_batch_size or (4 if args.size in (None, "full") and not args.quick else 2)
+    micro = args.micro_batch_size or (4 if args.size in (None, "full", "grpo") and not args.quick else 2)
 
     model, tok = load_model("smollm2", device="cpu", dtype=torch.float32)
     pad = tok.pad_token_id
     size = args.size or ("quick" if args.quick else "full")
     args.quick = size == "quick"
-    seqs = bench_sequences(tok, size)
+    seqs = grpo_sequences(tok) if size == "grpo" else bench_sequences(tok, size)
     fill_rollout_logprobs(model, seqs, pad)
     adv = [[(1.0 if k % 2 else -1.0) * m for m in s.loss_mask] for k, s in enumerate(seqs)]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-7)
@@ -136,20 +176,26 @@ def main() -> None:
     arrival = [seqs[i:i + micro] for i in range(0, len(seqs), micro)]
     cpu = torch.device("cpu")
 
-    def rlvr_row(bucketing: bool):
+    def rlvr_row(bucketing: bool, sharing: bool = False):
         def run():
             gen = torch.Generator().manual_seed(0)
-            return ppo_update(model, optimizer, seqs, adv, _config(micro, bucketing), pad_id=pad, device=cpu,
-                              generator=gen)
+            return ppo_update(model, optimizer, seqs, adv, _config(micro, bucketing, sharing), pad_id=pad,
+                              device=cpu, generator=gen)
         return run
 
     rows = {"bare": lambda: bare_update(model, optimizer, seqs, micro, pad),
-            "rlvr (no bucketing)": rlvr_row(False), "rlvr": rlvr_row(True)}
-    has_bucketing = "length_bucketing" in {f.name for f in dataclasses.fields(TrainConfig)}
-    if not has_bucketing or args.quick or args.skip_unbucketed:  # one rlvr row: the default settings
+            "rlvr (no bucketing)": rlvr_row(False), "rlvr": rlvr_row(True),
+            "rlvr (prefix sharing)": rlvr_row(True, True)}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    if "length_bucketing" not in fields or args.quick or args.skip_unbucketed or size == "grpo":
         rows.pop("rlvr (no bucketing)")
+    if "prefix_sharing" not in fields:
+        rows.pop("rlvr (prefix sharing)")
     times: dict[str, list[float]] = {k: [] for k in rows}
     padding = {"bare": padding_share(arrival)}
+    shared: dict[str, float] = {"bare": 0.0}
+    activations: dict[str, float] = {}
+    row_stats: dict[str, dict[str, float]] = {}
     last_stats: dict[str, float] = {}
     for _ in range(repeats):
         for name, fn in rows.items():
@@ -157,26 +203,36 @@ def main() -> None:
             out = fn()
             times[name].append(time.perf_counter() - t0)
             if isinstance(out, dict):
-                last_stats = out
+                last_stats = row_stats[name] = out
                 padding[name] = out.get("perf/padding_frac", float("nan"))
+                shared[name] = out.get("perf/prefix_shared_frac", 0.0)
+                activations[name] = out.get("mem/activations_mb", float("nan"))
     bare_tps = tokens / statistics.median(times["bare"])
     results = []
     print(f"\n{len(seqs)} sequences, {tokens} tokens ({sum(s.num_policy_tokens for s in seqs)} policy), lengths "
           f"{[len(s) for s in seqs]}, micro-batch {micro}, {repeats} repeat(s), torch threads "
           f"{torch.get_num_threads()}\n")
-    print("| path | s / update | tokens/s | x bare | padding |\n|---|---:|---:|---:|---:|")
+    print("| path | s / update | tokens/s | x bare | padding | shared | saved act. MB |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
     for name in rows:
         med = statistics.median(times[name])
         tps = tokens / med
+        act = activations.get(name)
         results.append({"path": name, "seconds": med, "all_seconds": times[name], "tokens_per_s": tps,
-                        "ratio_to_bare": tps / bare_tps, "padding": padding[name]})
-        print(f"| {name} | {med:.2f} | {tps:.1f} | {tps / bare_tps:.2f} | {padding[name]:.1%} |")
-    memory = _memory(model, optimizer, last_stats)
+                        "ratio_to_bare": tps / bare_tps, "padding": padding[name], "prefix_shared": shared[name],
+                        "activations_mb": act})
+        print(f"| {name} | {med:.2f} | {tps:.1f} | {tps / bare_tps:.2f} | {padding[name]:.1%} | {shared[name]:.1%} | "
+              f"{'-' if act is None else f'{act:.0f}'} |")
+    error = packed_logprob_error(model, seqs, micro, pad)
+    if error is not None:
+        print(f"\npacked vs padded log-probs of the policy tokens: max |difference| {error:.2e}")
+    memory = _memory(model, optimizer, row_stats.get("rlvr", last_stats))
     if memory:
         print("\nmemory of the update (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
     record = {"label": args.label, "quick": args.quick, "size": size, "sequences": len(seqs), "tokens": tokens,
               "lengths": [len(s) for s in seqs], "micro_batch_size": micro, "repeats": repeats, "rows": results,
-              "update_stats": last_stats, "memory_mb": memory, "torch_threads": torch.get_num_threads(),
+              "update_stats": last_stats, "row_stats": row_stats,
+              "packed_logprob_max_abs_diff": error, "memory_mb": memory, "torch_threads": torch.get_num_threads(),
               "cpu_count": os.cpu_count(), "machine": platform.machine(), "torch": torch.__version__}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

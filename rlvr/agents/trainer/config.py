@@ -197,6 +197,10 @@ class TrainConfig:
     logit_chunk_tokens: int = 0
     """Compute the log-softmax over the vocabulary this many positions at a time, recomputing each block
     of logits in the backward pass, so ``[batch, length, vocabulary]`` logits are never held (0: whole)."""
+    prefix_sharing: bool = True
+    """Forward sequences that share a prompt (a group's rollouts) as one packed row holding the prompt
+    once, in the update, the reference and old log-probs and the warm start: same log-probs and
+    gradients, fewer tokens (models without SDPA or eager attention take the padded path)."""
 
     # --- outputs ---------------------------------------------------------------------------
     save_every: int = 0

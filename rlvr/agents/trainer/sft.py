@@ -55,31 +55,34 @@ def demonstration_sequences(env: str, env_kwargs: dict[str, Any], tokenizer: Any
 def sft_warmup(model: Any, seqs: list[TokenSequence], *, steps: int, lr: float, pad_id: int,
                device: torch.device, micro_batch_size: int = 4, max_grad_norm: float = 1.0,
                autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-               optimizer: str = "adamw", logit_chunk_tokens: int = 0) -> list[float]:
+               optimizer: str = "adamw", logit_chunk_tokens: int = 0, prefix_sharing: bool = True) -> list[float]:
     """``steps`` full-batch steps of ``optimizer`` (see :func:`~rlvr.agents.trainer.optim.make_optimizer`)
     minimising the token-mean NLL of the demonstrations' policy tokens; returns the loss before each step.
     Log-probs as in the policy update (:func:`~rlvr.agents.trainer.update.policy_logprobs`, chunked over
-    the vocabulary with ``logit_chunk_tokens``); micro-batches hold sequences of similar length."""
+    the vocabulary with ``logit_chunk_tokens``); micro-batches hold sequences of similar length, or with
+    ``prefix_sharing`` sequences of the same prompt, forwarded as one packed row
+    (:mod:`~rlvr.agents.trainer.packing`)."""
     from rlvr.agents.trainer.optim import make_optimizer
-    from rlvr.agents.trainer.update import micro_batches, policy_logprobs
+    from rlvr.agents.trainer.update import packed_row, plan_micro_batches, policy_logprobs
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(optimizer, params, lr=lr)
     n_tokens = float(sum(s.num_policy_tokens for s in seqs))
     if n_tokens == 0:
         raise ConfigError("the demonstrations hold no policy tokens to imitate")
-    groups = micro_batches([len(s) for s in seqs], range(len(seqs)), micro_batch_size)
+    groups = plan_micro_batches(model, seqs, range(len(seqs)), micro_batch_size, prefix_sharing=prefix_sharing)
     losses = []
     model.train()
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         total = torch.zeros((), dtype=torch.float64, device=device)
-        for idx in groups:
+        for idx, plan in groups:
             micro = [seqs[i] for i in idx]
             batch = collate(micro, pad_id, device=device)
             batch["model_inputs"] = multimodal_inputs(micro, batch["input_ids"], device)  # a VLM's images, else {}
             logp, _, _ = policy_logprobs(model, batch, first_prediction(micro), temperature=1.0, autocast=autocast,
-                                         entropy=False, chunk=logit_chunk_tokens)
+                                         entropy=False, chunk=logit_chunk_tokens,
+                                         packed=packed_row(model, micro, plan, device))
             loss = -(logp * batch["loss_mask"]).sum() / n_tokens
             loss.backward()
             total += loss.detach()

@@ -222,7 +222,8 @@ def _warm_start(config: TrainConfig, model: Any, tokenizer: Any, env_kwargs: dic
     losses = sft_warmup(model, demos, steps=config.warmup_sft_steps, lr=config.warmup_sft_lr,
                         pad_id=tokenizer.pad_token_id, device=device, autocast=autocast,
                         micro_batch_size=config.micro_batch_size, max_grad_norm=config.max_grad_norm,
-                        optimizer=config.optimizer, logit_chunk_tokens=config.logit_chunk_tokens)
+                        optimizer=config.optimizer, logit_chunk_tokens=config.logit_chunk_tokens,
+                        prefix_sharing=config.prefix_sharing)
     result.warmup_losses = losses
     say(f"warm-up on {len(demos)} oracle episodes: NLL {losses[0]:.3f} -> {losses[-1]:.3f}")
     save_checkpoint(out / "checkpoints", model, None, 0, config.to_dict(), name="warmup")

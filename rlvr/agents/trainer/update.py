@@ -13,6 +13,8 @@ accumulation over micro-batches, gradient clipping). What it does not do is the 
   sequences are not padded to each other; :func:`padding_fraction` reports what padding is left;
 * with ``logit_chunk_tokens`` the ``[B, L, V]`` logits are never materialised
   (:func:`chunked_token_logprobs`);
+* with ``prefix_sharing`` sequences that share a prompt are forwarded as one packed row holding the
+  prompt once (:mod:`~rlvr.agents.trainer.packing`): same log-probs and gradients, fewer tokens;
 * statistics stay on the device until the end: one host sync per update.
 
 The maths are the pure functions of :mod:`~rlvr.agents.trainer.losses`; the memory accounting is
@@ -32,12 +34,13 @@ import torch
 from rlvr.agents.trainer.config import TrainConfig
 from rlvr.agents.trainer.losses import MicroBatchLoss, micro_batch_loss
 from rlvr.agents.trainer.memory import SavedTensorMeter
-from rlvr.agents.trainer.multimodal import multimodal_inputs
+from rlvr.agents.trainer.multimodal import MultimodalSequence, multimodal_inputs
+from rlvr.agents.trainer.packing import PackPlan, forward_stats, packed_inputs, prefix_micro_batches, source_index
 from rlvr.agents.trainer.sequences import TokenSequence, collate, first_prediction
 from rlvr.errors import ConfigError
 
-__all__ = ["chunked_token_logprobs", "micro_batches", "needs_old_logprobs", "padding_fraction", "policy_logprobs",
-           "ppo_update", "sequence_logprobs"]
+__all__ = ["chunked_token_logprobs", "micro_batches", "needs_old_logprobs", "packable", "packed_row",
+           "padding_fraction", "plan_micro_batches", "policy_logprobs", "ppo_update", "sequence_logprobs"]
 
 
 def micro_batches(lengths: Sequence[int], order: Sequence[int], size: int, bucketing: bool = True) -> list[list[int]]:
@@ -115,9 +118,67 @@ def _split_head(model: Any) -> tuple[Any, Any] | None:
     return (decoder, head) if decoder is not None and head is not None else None
 
 
+_PACKABLE_ATTENTION = ("sdpa", "eager")  # implementations that apply a custom 4-D mask as given
+
+
+def packable(model: Any) -> bool:
+    """Whether shared-prefix packing reproduces ``model``'s unpacked forward: a plain output head
+    (:func:`_split_head`), an attention implementation that applies a custom 4-D mask (SDPA or eager,
+    not flash attention) and only full-attention layers (a sliding window would not be applied to a
+    custom mask)."""
+    cfg = getattr(model, "config", None)
+    if getattr(cfg, "_attn_implementation", None) not in _PACKABLE_ATTENTION or _split_head(model) is None:
+        return False
+    return all(t == "full_attention" for t in (getattr(cfg, "layer_types", None) or ()))
+
+
+def plan_micro_batches(model: Any, seqs: Sequence[TokenSequence], indices: Sequence[int], size: int, *,
+                       prefix_sharing: bool, bucketing: bool = True) -> list[tuple[list[int], PackPlan | None]]:
+    """Micro-batches of at most ``size`` of ``seqs[indices]``, each with the :class:`PackPlan` of its packed
+    row, or None for the padded path: packed (:func:`~rlvr.agents.trainer.packing.prefix_micro_batches`)
+    with ``prefix_sharing`` on a :func:`packable` model and text-only sequences, else cut by length with
+    ``bucketing`` (:func:`micro_batches`)."""
+    indices = list(indices)
+    if prefix_sharing and packable(model) and not any(isinstance(seqs[i], MultimodalSequence) for i in indices):
+        return prefix_micro_batches([s.input_ids for s in seqs], [s.loss_mask for s in seqs], indices, size,
+                                    bucketing=bucketing)
+    return [(idx, None) for idx in micro_batches([len(s) for s in seqs], indices, size, bucketing)]
+
+
+def packed_row(model: Any, part: Sequence[TokenSequence], plan: PackPlan | None, device: torch.device) -> dict | None:
+    """The packed row of ``part`` (:func:`~rlvr.agents.trainer.packing.packed_inputs`, with the mask type
+    the model's attention implementation takes), or None without a plan."""
+    if plan is None:
+        return None
+    eager = getattr(model.config, "_attn_implementation", None) == "eager"
+    dtype = next(model.parameters()).dtype if eager else None
+    return {"plan": plan, **packed_inputs(plan, [s.input_ids for s in part], device=device, additive_dtype=dtype)}
+
+
+def _packed_logprobs(model: Any, packed: dict, targets: torch.Tensor, start: int, width: int, *, temperature: float,
+                     entropy: bool, entropy_grad: bool, chunk: int) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """Log-probs ``[B, width - start - 1]`` (and entropies) from one forward over a packed row: the hidden
+    state predicting each member's position is gathered from the row (:func:`source_index`)."""
+    decoder, head = _split_head(model)
+    hidden = decoder(input_ids=packed["input_ids"], attention_mask=packed["attention_mask"],
+                     position_ids=packed["position_ids"], use_cache=False).last_hidden_state[0]
+    h = hidden[source_index(packed["plan"], start, width, device=hidden.device)]  # [B, K, H]
+    vocab = head.weight.shape[0]
+    if chunk > 0 and not entropy_grad:
+        logp, ent = chunked_token_logprobs(h, head, targets, temperature=temperature, chunk=chunk, entropy=entropy)
+        return logp, ent, h.shape[0] * min(chunk, h.shape[1]) * vocab * 4
+    logits = head(h).float() / temperature
+    logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    ent = None
+    if entropy:
+        with contextlib.nullcontext() if entropy_grad else torch.no_grad():
+            ent = _entropy(logits if entropy_grad else logits.detach())
+    return logp, ent, logits.numel() * logits.element_size()
+
+
 def policy_logprobs(model: Any, batch: dict[str, torch.Tensor], start: int, *, temperature: float,
                     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                    entropy: bool = True, entropy_grad: bool = False, chunk: int = 0
+                    entropy: bool = True, entropy_grad: bool = False, chunk: int = 0, packed: dict | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
     """Per-token log-probs ``[B, L]`` of a collated batch under ``softmax(logits / temperature)`` (zeros in
     columns ``<= start``: those predict prompt tokens nobody trains on), the entropies when asked
@@ -126,6 +187,9 @@ def policy_logprobs(model: Any, batch: dict[str, torch.Tensor], start: int, *, t
     ``chunk > 0`` computes the log-softmax ``chunk`` positions at a time from the decoder's hidden states
     (:func:`chunked_token_logprobs`; models whose output layer is not the plain head of the decoder, and
     multimodal batches, fall back to whole logits).
+
+    ``packed`` (from :func:`packed_row`) forwards the batch as one packed row sharing the members' common
+    prefix instead of the padded ``[B, L]`` batch; the results have the same shapes and values.
     """
     ids = batch["input_ids"]
     keep = ids.shape[1] - start
@@ -133,7 +197,11 @@ def policy_logprobs(model: Any, batch: dict[str, torch.Tensor], start: int, *, t
     extra = batch.get("model_inputs") or {}
     split = _split_head(model) if chunk > 0 and not extra and not entropy_grad else None
     with autocast():
-        if split is not None:
+        if packed is not None:
+            logp, ent, logits_bytes = _packed_logprobs(model, packed, targets, start, ids.shape[1],
+                                                       temperature=temperature, entropy=entropy,
+                                                       entropy_grad=entropy_grad, chunk=chunk)
+        elif split is not None:
             decoder, head = split
             hidden = decoder(input_ids=ids, attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
             logp, ent = chunked_token_logprobs(hidden[:, start:-1], head, targets, temperature=temperature, chunk=chunk,
@@ -166,12 +234,15 @@ def sequence_logprobs(model: Any, seqs: Sequence[TokenSequence], indices: Sequen
     out: dict[int, torch.Tensor] = {}
     frozen = model.disable_adapter() if disable_adapter else contextlib.nullcontext()
     with torch.no_grad(), frozen:
-        for idx in micro_batches(lengths, list(indices), config.micro_batch_size, config.length_bucketing):
+        for idx, plan in plan_micro_batches(model, seqs, indices, config.micro_batch_size,
+                                            prefix_sharing=config.prefix_sharing,
+                                            bucketing=config.length_bucketing):
             part = [seqs[j] for j in idx]
             batch = collate(part, pad_id, device=device)
             batch["model_inputs"] = multimodal_inputs(part, batch["input_ids"], device)
             logp, _, _ = policy_logprobs(model, batch, first_prediction(part), temperature=config.temperature,
-                                         autocast=autocast, entropy=False, chunk=config.logit_chunk_tokens)
+                                         autocast=autocast, entropy=False, chunk=config.logit_chunk_tokens,
+                                         packed=packed_row(model, part, plan, device))
             for row, j in enumerate(idx):
                 out[j] = logp[row, :lengths[j]]
     return out
@@ -187,10 +258,11 @@ def _rows(values: dict[int, torch.Tensor], idx: Sequence[int], like: torch.Tenso
 
 
 def _micro_batch(model: Any, seqs: Sequence[TokenSequence], idx: list[int], token_adv: Sequence[Sequence[float]],
-                 config: TrainConfig, *, pad_id: int, device: torch.device, autocast: Callable,
+                 config: TrainConfig, *, pad_id: int, device: torch.device, autocast: Callable, plan: PackPlan | None,
                  ref_logp: dict[int, torch.Tensor] | None, old_logp: dict[int, torch.Tensor],
                  meter: SavedTensorMeter, **norm: Any) -> tuple[MicroBatchLoss, int]:
-    """Forward the policy over ``seqs[idx]`` and return :func:`micro_batch_loss` and the logits' bytes."""
+    """Forward the policy over ``seqs[idx]`` (one packed row with a ``plan``) and return :func:`micro_batch_loss`
+    and the logits' bytes."""
     part = [seqs[j] for j in idx]
     batch = collate(part, pad_id, [token_adv[j] for j in idx], device=device)
     batch["model_inputs"] = multimodal_inputs(part, batch["input_ids"], device)  # images of a VLM policy, else {}
@@ -202,7 +274,8 @@ def _micro_batch(model: Any, seqs: Sequence[TokenSequence], idx: list[int], toke
     with meter:
         logp, entropy, logits_bytes = policy_logprobs(
             model, batch, first_prediction(part), temperature=config.temperature, autocast=autocast,
-            entropy_grad=config.entropy_coef != 0, chunk=config.logit_chunk_tokens)
+            entropy_grad=config.entropy_coef != 0, chunk=config.logit_chunk_tokens,
+            packed=packed_row(model, part, plan, device))
         ref = _rows(ref_logp, idx, logp.detach()) if ref_logp is not None else None
         out = micro_batch_loss(logp, old, batch["advantages"], batch["loss_mask"], entropy, ref,
                                clip_low=config.clip_low, clip_high=config.clip_high,
@@ -217,7 +290,8 @@ def ppo_update(model: Any, optimizer: torch.optim.Optimizer, seqs: list[TokenSeq
                ) -> dict[str, float]:
     """PPO-clip epochs over a step's sequences: mini-batches, gradient accumulation over micro-batches,
     gradient clipping; returns token-weighted loss statistics of the first epoch, the mean grad norm,
-    ``perf/padding_frac`` (padded share of the forward passes) and ``mem/activations_mb`` /
+    ``perf/padding_frac`` (padded share of the forward passes), ``perf/prefix_shared_frac`` (share of the
+    tokens shared-prefix packing did not forward again) and ``mem/activations_mb`` /
     ``mem/logits_mb`` (largest micro-batch). Gradients are freed at the end (``set_to_none``).
 
     ``ref_model`` (the KL term's frozen policy, or the model itself for LoRA: adapters disabled) is
@@ -241,7 +315,7 @@ def ppo_update(model: Any, optimizer: torch.optim.Optimizer, seqs: list[TokenSeq
     meter = SavedTensorMeter(params)
     sums: dict[str, torch.Tensor] = {}
     grad_norms: list[torch.Tensor] = []
-    forwarded: list[list[int]] = []
+    forwarded: list[tuple[list[int], PackPlan | None]] = []
     logits_bytes = 0
     for epoch in range(config.ppo_epochs):
         order = torch.randperm(len(seqs), generator=generator).tolist()
@@ -251,13 +325,15 @@ def ppo_update(model: Any, optimizer: torch.optim.Optimizer, seqs: list[TokenSeq
             if num_tokens == 0:
                 continue
             optimizer.zero_grad(set_to_none=True)
-            for idx in micro_batches(lengths, mb, config.micro_batch_size, config.length_bucketing):
+            for idx, plan in plan_micro_batches(model, seqs, mb, config.micro_batch_size,
+                                                prefix_sharing=config.prefix_sharing,
+                                                bucketing=config.length_bucketing):
                 out, nbytes = _micro_batch(model, seqs, idx, token_adv, config, num_tokens=num_tokens,
-                                           num_seqs=float(len(mb)), meter=meter, **kw)
+                                           num_seqs=float(len(mb)), meter=meter, plan=plan, **kw)
                 out.loss.backward()
                 logits_bytes = max(logits_bytes, nbytes)
                 if epoch == 0:
-                    forwarded.append(idx)
+                    forwarded.append((idx, plan))
                     for key, v in out.sums.items():
                         sums[key] = sums.get(key, 0.0) + v.double()
             grad_norms.append(torch.nn.utils.clip_grad_norm_(params, max_norm))
@@ -273,7 +349,7 @@ def ppo_update(model: Any, optimizer: torch.optim.Optimizer, seqs: list[TokenSeq
     n_tok = max(totals.pop("tokens", 0.0), 1.0)
     stats = {k: v / n_tok for k, v in totals.items()}
     stats["loss/grad_norm"] = host[-1] if grad_norms else 0.0
-    stats["perf/padding_frac"] = padding_fraction(lengths, forwarded)
+    stats.update(forward_stats(lengths, forwarded))
     stats["mem/activations_mb"] = meter.peak_bytes / 2**20
     stats["mem/logits_mb"] = logits_bytes / 2**20
     return stats
