@@ -75,6 +75,9 @@ class TrainConfig:
     """Rollouts per task: the group advantages are normalised over."""
     eval_episodes: int = 0
     """Greedy evaluation episodes on held-out seeds before the first and after the last step (0: none)."""
+    eval_every: int = 0
+    """Also evaluate (the same held-out episodes) every this many steps, logged as ``eval/*`` in that step's
+    metrics: a learning curve (0: only before and after)."""
 
     # --- rollout ---------------------------------------------------------------------------
     backend: Literal["hf", "vllm"] = "hf"
@@ -224,7 +227,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
-        nonneg = ("eval_episodes", "weight_decay", "max_grad_norm", "clip_low", "clip_high", "kl_coef",
+        nonneg = ("eval_episodes", "eval_every", "weight_decay", "max_grad_norm", "clip_low", "clip_high", "kl_coef",
                   "entropy_coef", "save_every", "lora_dropout", "ig_weight", "gigpo_step_weight", "warmup_sft_steps",
                   "logit_chunk_tokens")
         for name in nonneg:

@@ -381,6 +381,19 @@ def _close_step(run: Run, step: int, all_trajs: list[Trajectory], row: dict[str,
                 f"kl {row['loss/kl']:.4f}  clip {row['loss/clip_frac']:.3f}  {row['perf/step_s']:.1f}s")
 
 
+def _periodic_eval(run: Run, step: int) -> dict[str, float]:
+    """``eval/*`` metrics of the held-out evaluation due after ``step`` (``eval_every``; the last step's is
+    the final evaluation), trajectories in ``eval_step{N}/``; empty when none is due."""
+    config = run.config
+    every, done = config.eval_every, step + 1
+    if not (every and config.eval_episodes and done % every == 0 and done < config.steps):
+        return {}
+    summary = evaluate(run.model, run.tokenizer, config, run.env_kwargs, run.out / f"eval_step{done}", run.autocast)
+    run.say(f"eval after step {done}: success {summary['success_rate']:.3f}  reward {summary['mean_reward']:+.3f}")
+    return {"eval/success_rate": summary["success_rate"], "eval/mean_reward": summary["mean_reward"],
+            "eval/mean_turns": summary["mean_turns"]}
+
+
 def _finish(run: Run) -> TrainResult:
     """Final checkpoint, plots and evaluation."""
     config, result = run.config, run.result
@@ -428,6 +441,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
             row = step_metrics(step, all_trajs, trajs, infra=infra, times=times, seqs=seqs, tables=tables,
                                advantages=adv.stats, update=stats, gains=gains, ppo_epochs=config.ppo_epochs,
                                peak_mem_mb=peak_memory_mb(run.device))
+            row.update(_periodic_eval(run, step))
             _close_step(run, step, all_trajs, row)
     finally:
         if run.writer is not None:

@@ -1,0 +1,36 @@
+"""The held-out learning curve: ``eval_every`` evaluates during training and logs ``eval/*``."""
+
+import json
+
+import pytest
+
+from _trainer_helpers import answer_policy, smollm2_tokenizer
+from rlvr.agents.trainer.config import TrainConfig
+from rlvr.agents.trainer.trainer import train
+from rlvr.errors import ConfigError
+
+
+def test_eval_every_logs_a_held_out_curve(tmp_path):
+    tok = smollm2_tokenizer()
+    config = TrainConfig(env="rlvr/GuessNumber-v0", env_kwargs={"low": 1, "high": 2, "max_turns": 2}, steps=3,
+                         tasks_per_step=1, group_size=2, max_new_tokens=7, output_dir=str(tmp_path / "run"),
+                         eval_episodes=2, eval_every=1, plot=False, save_trajectories=False)
+    res = train(config, model=answer_policy(tok), tokenizer=tok)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # steps 1 and 2 get a periodic evaluation; after the last step the final evaluation is eval_after
+    assert ["eval/success_rate" in r for r in rows] == [True, True, False]
+    for r in rows[:2]:
+        assert 0.0 <= r["eval/success_rate"] <= 1.0 and r["eval/mean_turns"] >= 1
+    for n in (1, 2):
+        lines = (tmp_path / "run" / f"eval_step{n}" / "trajectories.jsonl").read_text().splitlines()
+        assert len(lines) == 2
+    assert not (tmp_path / "run" / "eval_step3").exists() and res.eval_after is not None
+    # the same held-out seeds every time: the first evaluation's tasks are the final one's
+    first = [json.loads(x)["task_id"] for x in (tmp_path / "run" / "eval_step1" / "trajectories.jsonl").read_text().splitlines()]
+    last = [json.loads(x)["task_id"] for x in (tmp_path / "run" / "eval_after" / "trajectories.jsonl").read_text().splitlines()]
+    assert sorted(first) == sorted(last)
+
+
+def test_eval_every_must_not_be_negative():
+    with pytest.raises(ConfigError, match="eval_every"):
+        TrainConfig(eval_every=-1)
