@@ -45,9 +45,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--from", dest="from_file", default=None, metavar="FILE",
                    help="re-score the trajectories of FILE (trajectories.jsonl) under every scheme, offline")
     r.add_argument("--learning", action="store_true",
-                   help="also train SmolLM2 with `rlvr train` per (GuessNumber 1-8 / DeepSearch 1-hop, scheme, seed) "
-                        "after the warm start: minutes per run on CPU (schemes: grpo turn igpo unless chosen)")
-    r.add_argument("--learning-steps", type=int, default=16, help="RL steps of each --learning run")
+                   help="also train SmolLM2 with `rlvr train` per (GuessNumber 1-4 / DeepSearch 1-hop, scheme, seed) "
+                        "after the same warm start: minutes per run on CPU (seeds 0 1 2 unless chosen; --quick: "
+                        "GuessNumber, seed 0, 2 steps)")
+    r.add_argument("--learning-schemes", nargs="+", default=None, metavar="NAME",
+                   help="schemes of the --learning runs (default: outcome igpo; among outcome grpo turn dual gigpo "
+                        "igpo gra)")
+    r.add_argument("--learning-steps", type=int, default=None, help="RL steps of each --learning run (8)")
     r.add_argument("--list-schemes", action="store_true", help="print the registered schemes and exit")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     return b
@@ -151,11 +155,19 @@ def run(args: argparse.Namespace) -> int:
 
     learning_runs: list[Any] = []
     if args.learning:
-        from rlvr.bench.learning import LEARNING_SCHEMES, plan_learning
+        from rlvr.bench.learning import DEFAULT_LEARNING_SCHEMES, LEARNING_SCHEMES, plan_learning
 
-        chosen = [s for s in dict.fromkeys(s.removesuffix("+dapo") for s in schemes) if s in LEARNING_SCHEMES]
-        learning_runs = plan_learning(out, chosen if args.schemes else ["grpo", "turn", "igpo"], seeds,
-                                      steps=args.learning_steps)
+        chosen = list(dict.fromkeys(args.learning_schemes or DEFAULT_LEARNING_SCHEMES))
+        unknown = [s for s in chosen if s not in LEARNING_SCHEMES]
+        if unknown:
+            raise ConfigError(f"unknown --learning-schemes {unknown}; expected some of {list(LEARNING_SCHEMES)}")
+        learning_seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+        if args.quick:  # the pipeline end to end at the smallest scale: one seed, GuessNumber, two steps
+            learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps or 2,
+                                          envs=["rlvr/GuessNumber-v0"], eval_episodes=4, eval_every=1,
+                                          warmup_steps=1, tasks_per_step=1)
+        else:
+            learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps or 8)
     total += len(learning_runs)
     bar = _bar(total, args.quiet)
     try:

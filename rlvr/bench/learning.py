@@ -1,11 +1,13 @@
 """Learning with a language model: the harness of ``rlvr bench rewards --learning``.
 
 Short ``rlvr train`` runs of the same model, seeds and budget after the behaviour-cloning warm start,
-one per (environment, scheme, seed), outcome-only against turn-level schemes. Each run writes its
-usual folder (``metrics.jsonl``, ``eval_warmup/`` and ``eval_after/`` held-out trajectories);
-:func:`collect_learning` reads them back into per-(environment, scheme) rows: held-out success
-after the warm start and after RL (mean and 95% interval over seeds), the gain, and per-step
-curves of the training success and the zero-advantage group fraction.
+one per (environment, scheme, seed), outcome-only against turn-level schemes. Every run of a seed
+starts from the same warm start (the same demonstrations, steps and seed: the same weights), so the
+schemes are compared paired. Each run writes its usual folder (``metrics.jsonl``, ``eval_warmup/``,
+``eval_step{N}/`` and ``eval_after/`` held-out trajectories); :func:`collect_learning` reads them back
+into per-(environment, scheme) rows: held-out success after the warm start and after RL (mean and
+95% interval over seeds), the gain, and per-step curves of the held-out success, the training success
+and the zero-advantage group fraction.
 
 Runs go through a ``runner`` (default: ``python -m rlvr train ARGS`` in a subprocess), so the harness
 itself never loads a model; each run takes minutes on CPU.
@@ -17,7 +19,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +28,58 @@ import numpy as np
 from rlvr.bench import metrics as M
 from rlvr.errors import ConfigError
 
-__all__ = ["LEARNING_ENVS", "LEARNING_SCHEMES", "LearningRun", "plan_learning", "run_learning", "collect_learning"]
+__all__ = ["DEFAULT_LEARNING_SCHEMES", "LEARNING_ENVS", "LEARNING_SCHEMES", "LearningEnv", "LearningRun", "plan_learning",
+           "run_learning", "collect_learning", "held_out_curve", "learned"]
 
-LEARNING_SCHEMES: dict[str, list[str]] = {
-    "grpo": ["--advantage", "grpo"],
-    "turn": ["--advantage", "turn"],
-    "dual": ["--advantage", "dual"],
-    "gigpo": ["--advantage", "gigpo"],
-    "igpo": ["--reward", "info_gain", "--advantage", "igpo"],
-    "gra": ["--reward", "gated", "--gate-priority", "outcome", "--gate-thresholds", "1", "--advantage", "grpo"],
-}
-"""Bench scheme name -> the ``rlvr train`` flags that train with it."""
 
-LEARNING_ENVS: dict[str, dict[str, Any]] = {
-    "rlvr/GuessNumber-v0": {"low": 1, "high": 8},
-    "rlvr/DeepSearch-v0": {"hops": 1},
+@dataclass(frozen=True)
+class LearningEnv:
+    """An environment of the learning benchmark: its difficulty and the settings its runs share."""
+
+    kwargs: dict[str, Any]
+    """Environment keyword arguments (the difficulty)."""
+    process: tuple[str, ...]
+    """Its non-outcome reward components (outcome-only schemes weigh them 0)."""
+    max_new_tokens: int
+    warmup_steps: int
+    """Behaviour-cloning steps of the warm start (chosen so the warm policy succeeds about half the time)."""
+    train: dict[str, Any] = field(default_factory=dict)
+    """Further ``rlvr train`` settings of every run (flag name without dashes -> value)."""
+
+
+LEARNING_ENVS: dict[str, LearningEnv] = {
+    "rlvr/GuessNumber-v0": LearningEnv({"low": 1, "high": 4}, ("format", "tool_validity", "progress"),
+                                       max_new_tokens=32, warmup_steps=4),
+    "rlvr/DeepSearch-v0": LearningEnv({"hops": 1}, ("format", "tool_validity", "evidence", "repeat_query",
+                                                    "tool_error", "em", "f1", "rubric"),
+                                      max_new_tokens=64, warmup_steps=4),
 }
-"""Environments and the difficulty of the learning runs (GuessNumber 1-8, DeepSearch 1-hop)."""
+"""Environments of the learning runs and their difficulty (GuessNumber 1-4, DeepSearch 1-hop)."""
+
+
+def _outcome_only(env: LearningEnv) -> dict[str, float]:
+    return {c: 0.0 for c in env.process}
+
+
+LEARNING_SCHEMES: dict[str, Callable[[LearningEnv], list[str]]] = {
+    "outcome": lambda e: ["--advantage", "grpo", "--reward-weights", json.dumps(_outcome_only(e))],
+    "grpo": lambda e: ["--advantage", "grpo"],
+    "turn": lambda e: ["--advantage", "turn"],
+    "dual": lambda e: ["--advantage", "dual"],
+    "gigpo": lambda e: ["--advantage", "gigpo"],
+    "igpo": lambda e: ["--reward", "info_gain", "--advantage", "igpo", "--reward-weights",
+                       json.dumps(_outcome_only(e))],
+    "gra": lambda e: ["--reward", "gated", "--gate-priority", "outcome", "--gate-thresholds", "1", "--advantage",
+                      "grpo"],
+}
+"""Bench scheme name -> the ``rlvr train`` flags that train with it, per environment. ``outcome``: GRPO on
+the outcome alone (every other component weighs 0); ``grpo``: GRPO on the environment's summed reward;
+``turn`` / ``dual`` / ``gigpo``: turn-level advantages of the environment's per-turn rewards; ``igpo``:
+the outcome plus the information gain of every turn (no other process reward, so against ``outcome``
+the one difference is the information gain); ``gra``: G-RA gating of the process rewards by the outcome."""
+
+DEFAULT_LEARNING_SCHEMES = ("outcome", "igpo")
+"""Schemes of ``--learning`` unless chosen: outcome-only GRPO against IGPO's information gain."""
 
 
 @dataclass(frozen=True)
@@ -54,28 +91,39 @@ class LearningRun:
     seed: int
     out: Path
     args: tuple[str, ...]
+    eval_every: int = 0
 
 
-def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int], *, steps: int = 16,
-                  warmup_steps: int = 2, eval_episodes: int = 8, group_size: int = 4, tasks_per_step: int = 2,
-                  envs: Sequence[str] = tuple(LEARNING_ENVS), model: str = "smollm2") -> list[LearningRun]:
-    """The runs of the learning benchmark: every (environment, scheme, seed), the same budget for all."""
+def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int], *, steps: int = 8,
+                  warmup_steps: int | None = None, eval_episodes: int = 8, eval_every: int = 2, group_size: int = 4,
+                  tasks_per_step: int = 2, lr: float = 3e-5, envs: Sequence[str] = tuple(LEARNING_ENVS),
+                  model: str = "smollm2") -> list[LearningRun]:
+    """The runs of the learning benchmark: every (environment, scheme, seed), the same budget for all.
+
+    ``warmup_steps`` overrides each environment's warm start; ``eval_every`` evaluates the held-out
+    episodes every that many steps (the learning curve)."""
     unknown = [s for s in schemes if s not in LEARNING_SCHEMES]
     if unknown:
         raise ConfigError(f"no learning configuration for schemes {unknown}; available: {list(LEARNING_SCHEMES)}")
     runs = []
-    for env in envs:
-        if env not in LEARNING_ENVS:
-            raise ConfigError(f"no learning configuration for {env!r}; available: {list(LEARNING_ENVS)}")
+    for env_id in envs:
+        if env_id not in LEARNING_ENVS:
+            raise ConfigError(f"no learning configuration for {env_id!r}; available: {list(LEARNING_ENVS)}")
+        env = LEARNING_ENVS[env_id]
+        extra = [a for k, v in env.train.items() for a in (f"--{k.replace('_', '-')}", str(v))]
         for scheme in schemes:
             for seed in seeds:
-                folder = Path(out) / "learning" / env.split("/")[1] / scheme / f"seed{seed}"
-                args = (env, "--model", model, "--seed", str(seed), "--steps", str(steps),
-                        "--warmup-sft-steps", str(warmup_steps), "--eval-episodes", str(eval_episodes),
+                folder = Path(out) / "learning" / env_id.split("/")[1] / scheme / f"seed{seed}"
+                args = (env_id, "--model", model, "--seed", str(seed), "--steps", str(steps),
+                        "--warmup-sft-steps", str(env.warmup_steps if warmup_steps is None else warmup_steps),
+                        "--warmup-sft-lr", "3e-5", "--lr", str(lr), "--max-new-tokens", str(env.max_new_tokens),
+                        "--eval-episodes", str(eval_episodes), "--eval-every", str(eval_every),
                         "--group-size", str(group_size), "--tasks-per-step", str(tasks_per_step),
-                        "--env-kwargs", json.dumps(LEARNING_ENVS[env]), "--output-dir", str(folder),
-                        "--report-to", "none", "--no-plot", *LEARNING_SCHEMES[scheme])
-                runs.append(LearningRun(env, scheme, seed, folder, args))
+                        "--env-kwargs", json.dumps(env.kwargs), "--output-dir", str(folder),
+                        "--report-to", "none", "--no-plot", "--device", "cpu",
+                        "--gradient-checkpointing", "--optimizer", "adamw_bf16", "--logit-chunk-tokens", "64",
+                        *extra, *LEARNING_SCHEMES[scheme](env))
+                runs.append(LearningRun(env_id, scheme, seed, folder, args, eval_every))
     return runs
 
 
@@ -88,9 +136,11 @@ def _subprocess_runner(run: LearningRun) -> None:
 
 def run_learning(runs: Sequence[LearningRun], runner: Callable[[LearningRun], None] | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
-    """Execute the planned runs one after the other (``runner`` defaults to a ``rlvr train`` subprocess)."""
+    """Execute the planned runs one after the other (``runner`` defaults to a ``rlvr train`` subprocess);
+    a run whose folder already holds its final evaluation is not run again (an interrupted benchmark resumes)."""
     for run in runs:
-        (runner or _subprocess_runner)(run)
+        if not (run.out / "eval_after" / "trajectories.jsonl").is_file():
+            (runner or _subprocess_runner)(run)
         if progress:
             progress(f"learning/{run.env}/{run.scheme}/seed{run.seed}")
 
@@ -112,13 +162,33 @@ def _metrics(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def held_out_curve(folder: Path, steps: int) -> list[float | None]:
+    """Held-out success at RL step 0 (the warm start), 1, ..., ``steps`` (the final evaluation); None where
+    no evaluation ran."""
+    curve: list[float | None] = [_held_out(folder / "eval_warmup")]
+    curve += [_held_out(folder / f"eval_step{k}") for k in range(1, steps)]
+    curve.append(_held_out(folder / "eval_after"))
+    return curve
+
+
+def learned(gain: float | None, ci: list[float] | None) -> str:
+    """``yes``: the held-out gain's 95% interval lies above 0; ``no``: its mean is not above 0;
+    ``unclear``: a positive mean whose interval reaches 0 (or a single seed)."""
+    if gain is None:
+        return "-"
+    if gain <= 0:
+        return "no"
+    return "yes" if ci is not None and ci[0] > 0 else "unclear"
+
+
 def collect_learning(runs: Sequence[LearningRun]) -> dict[str, Any]:
     """Rows per (environment, scheme) and per-step curves, read from the runs' folders."""
     by: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in runs:
         steps = _metrics(run.out / "metrics.jsonl")
+        held = held_out_curve(run.out, len(steps))
         by.setdefault((run.env, run.scheme), []).append({
-            "warm": _held_out(run.out / "eval_warmup"), "after": _held_out(run.out / "eval_after"),
+            "warm": held[0], "after": held[-1], "held_out": held,
             "success": [s.get("success_rate") for s in steps],
             "zero_adv": [s.get("adv/zero_group_frac") for s in steps],
         })
@@ -129,12 +199,15 @@ def collect_learning(runs: Sequence[LearningRun]) -> dict[str, Any]:
         row["held_out_after"], row["held_out_after_ci"] = M.mean_ci([r["after"] for r in rs])
         gains = [r["after"] - r["warm"] for r in rs if r["after"] is not None and r["warm"] is not None]
         row["gain"], row["gain_ci"] = M.mean_ci(gains)
+        row["learned"] = learned(row["gain"], row["gain_ci"])
         per_run = [[z for z in r["zero_adv"] if z is not None] for r in rs]
         row["zero_adv_frac"], row["zero_adv_frac_ci"] = M.mean_ci([float(np.mean(z)) for z in per_run if z])
+        row["train_success"], row["train_success_ci"] = M.mean_ci(
+            [float(np.mean([s for s in r["success"] if s is not None])) for r in rs if any(s is not None for s in r["success"])])
         rows.append(row)
-        n = min(len(r["success"]) for r in rs)
         curves[f"{env}/{scheme}"] = {
-            key: [M.mean_ci([r[key][i] for r in rs if r[key][i] is not None]) for i in range(n)]
-            for key in ("success", "zero_adv")
+            key: [M.mean_ci([r[key][i] for r in rs if i < len(r[key]) and r[key][i] is not None])
+                  for i in range(max(len(r[key]) for r in rs))]
+            for key in ("held_out", "success", "zero_adv")
         }
     return {"rows": rows, "curves": curves}

@@ -19,7 +19,8 @@ __all__ = ["check_claims", "credit_table", "exploit_table", "summary", "write_of
 CREDIT_COLS = ("task", "scheme", "zero_adv_frac", "adv_energy", "sxf_pairs", "spearman", "argmax_decisive",
                "steps_to_target", "reached", "final_success", "farm_rate", "steps_to_farm", "seeds")
 OFFLINE_COLS = ("env", "scheme", "J", "zero_adv_frac", "adv_energy", "filtered", "groups", "episodes")
-LEARNING_COLS = ("env", "scheme", "held_out_warm", "held_out_after", "gain", "zero_adv_frac", "seeds")
+LEARNING_COLS = ("env", "scheme", "held_out_warm", "held_out_after", "gain", "learned", "train_success",
+                 "zero_adv_frac", "seeds")
 EXPLOIT_COLS = ("env", "scheme", "agent", "target", "J", "margin", "adv_gap", "success", "episodes")
 
 
@@ -79,13 +80,15 @@ def check_claims(credit: dict | None, exploits: dict | None, learning: dict | No
         lrow = learning.get("rows", [])
         pairs = {}
         for env in sorted({r["env"] for r in lrow}):
-            g, i = _find(lrow, env=env, scheme="grpo"), _find(lrow, env=env, scheme="igpo")
+            # the outcome-only baseline: `outcome` (GRPO on the outcome alone), else `grpo`
+            g = _find(lrow, env=env, scheme="outcome") or _find(lrow, env=env, scheme="grpo")
+            i = _find(lrow, env=env, scheme="igpo")
             if g and i and g[0]["zero_adv_frac"] is not None and i[0]["zero_adv_frac"] is not None:
-                pairs[env] = (g[0]["zero_adv_frac"], i[0]["zero_adv_frac"])
+                pairs[env] = (g[0]["scheme"], g[0]["zero_adv_frac"], i[0]["zero_adv_frac"])
         out.append(_claim("with a language model, information gain lowers the zero-advantage fraction",
-                          "IGPO (arXiv 2510.14967)", all(b < a for a, b in pairs.values()) if pairs else None,
-                          "; ".join(f"{e}: GRPO {a:.3f} vs IGPO {b:.3f}" for e, (a, b) in pairs.items())
-                          or "GRPO and IGPO learning runs not both present"))
+                          "IGPO (arXiv 2510.14967)", all(b < a for _, a, b in pairs.values()) if pairs else None,
+                          "; ".join(f"{e}: {n} {a:.3f} vs IGPO {b:.3f}" for e, (n, a, b) in pairs.items())
+                          or "outcome-only and IGPO learning runs not both present"))
     erow = (exploits or {}).get("rows", [])
     farm = {s: _find(erow, env="rlvr/SWE-v0", agent="farm_no_submit", scheme=s) for s in ("dra", "gra")}
     if farm["dra"] and farm["gra"]:
@@ -188,18 +191,26 @@ def _plots(out: Path, credit: dict | None, exploits: dict | None, learning: dict
         plt.close(fig)
         written.append("exploit_margins.png")
     if learning and learning.get("curves"):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        panels = (("held_out", "held-out success (greedy)"), ("success", "training success"),
+                  ("zero_adv", "zero-advantage group fraction"))
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
         for key, c in learning["curves"].items():
-            for ax, metric in zip(axes, ("success", "zero_adv")):
-                mean = [m if m is not None else np.nan for m, _ in c[metric]]
-                lo = [ci[0] if ci else m for m, ci in c[metric]]
-                hi = [ci[1] if ci else m for m, ci in c[metric]]
-                line = ax.plot(mean, label=key.replace("rlvr/", ""), lw=1)[0]
-                ax.fill_between(range(len(mean)), np.array(lo, dtype=float), np.array(hi, dtype=float),
-                                color=line.get_color(), alpha=0.15)
-        axes[0].set(xlabel="step", ylabel="training success")
-        axes[1].set(xlabel="step", ylabel="zero-advantage group fraction")
-        axes[1].legend(fontsize=6)
+            color = None
+            for ax, (metric, _) in zip(axes, panels):
+                points = [(i, m, ci) for i, (m, ci) in enumerate(c.get(metric, [])) if m is not None]
+                if not points:
+                    continue
+                xs = [p[0] for p in points]
+                mean = np.array([p[1] for p in points], dtype=float)
+                lo = np.array([p[2][0] if p[2] else p[1] for p in points], dtype=float)
+                hi = np.array([p[2][1] if p[2] else p[1] for p in points], dtype=float)
+                line = ax.plot(xs, mean, marker="o" if metric == "held_out" else None, ms=3, lw=1, color=color,
+                               label=key.replace("rlvr/", ""))[0]
+                color = line.get_color()
+                ax.fill_between(xs, lo, hi, color=color, alpha=0.15)
+        for ax, (_, label) in zip(axes, panels):
+            ax.set(xlabel="RL step (0: after the warm start)", ylabel=label)
+        axes[0].legend(fontsize=6)
         fig.tight_layout()
         fig.savefig(out / "learning_curves.png", dpi=110)
         plt.close(fig)

@@ -10,32 +10,48 @@ import json
 import pytest
 
 from rlvr.agents.trainer.config import Advantage, RewardScheme, TrainConfig
-from rlvr.bench.learning import collect_learning, plan_learning, run_learning
+from rlvr.bench.learning import collect_learning, learned, plan_learning, run_learning
 from rlvr.bench.report import check_claims
 from rlvr.errors import ConfigError
 
 
 def test_plan_parses_as_train_configs(tmp_path):
-    runs = plan_learning(tmp_path, ["grpo", "igpo", "gra"], [0, 1], steps=3)
-    assert len(runs) == 2 * 3 * 2
+    runs = plan_learning(tmp_path, ["outcome", "grpo", "igpo", "gra"], [0, 1], steps=3)
+    assert len(runs) == 2 * 4 * 2
     cfg = {r.scheme: TrainConfig.from_args(list(r.args)) for r in runs if r.env == "rlvr/GuessNumber-v0"}
     assert cfg["igpo"].reward == RewardScheme.INFO_GAIN and cfg["igpo"].advantage == Advantage.IGPO
     assert cfg["gra"].reward == RewardScheme.GATED
-    assert cfg["grpo"].env_kwargs == {"low": 1, "high": 8} and cfg["grpo"].steps == 3
-    assert cfg["grpo"].warmup_sft_steps == 2  # every scheme starts from the same warm start
+    assert cfg["grpo"].env_kwargs == {"low": 1, "high": 4} and cfg["grpo"].steps == 3
+    # outcome-only: every non-outcome component weighs 0; IGPO adds the information gain to that, nothing else
+    assert cfg["outcome"].reward_weights == {"format": 0.0, "tool_validity": 0.0, "progress": 0.0}
+    assert cfg["igpo"].reward_weights == cfg["outcome"].reward_weights and cfg["grpo"].reward_weights == {}
+    # every scheme of a seed starts from the same warm start and is evaluated on the same held-out episodes
+    assert len({(c.warmup_sft_steps, c.warmup_sft_lr, c.seed, c.eval_episodes, c.eval_every) for c in cfg.values()}) == 1
+    assert cfg["grpo"].warmup_sft_steps == 4 and cfg["grpo"].eval_every == 2
+    ds = [TrainConfig.from_args(list(r.args)) for r in runs if r.env == "rlvr/DeepSearch-v0" and r.scheme == "outcome"]
+    assert ds[0].env_kwargs == {"hops": 1} and ds[0].reward_weights["evidence"] == 0.0
+    assert "outcome" not in ds[0].reward_weights
     with pytest.raises(ConfigError, match="no learning configuration"):
         plan_learning(tmp_path, ["carr"], [0])
 
 
+def test_learned_reads_the_gain_interval():
+    assert learned(0.25, [0.1, 0.4]) == "yes"
+    assert learned(0.25, [-0.1, 0.6]) == "unclear" and learned(0.25, None) == "unclear"
+    assert learned(0.0, [-0.1, 0.1]) == "no" and learned(-0.2, None) == "no" and learned(None, None) == "-"
+
+
 def _fake_runner(run):
-    """Writes what a finished run leaves: metrics.jsonl and held-out trajectories after the warm start and RL."""
+    """Writes what a finished run leaves: metrics.jsonl and held-out trajectories after the warm start, at the
+    periodic evaluations and after RL."""
     from rlvr.agents.trajectory import Trajectory, TrajectoryWriter, Turn
 
     run.out.mkdir(parents=True)
-    zero = 0.75 if run.scheme == "grpo" else 0.25
+    zero = 0.75 if run.scheme == "outcome" else 0.25
     (run.out / "metrics.jsonl").write_text("".join(
         json.dumps({"step": i, "success_rate": 0.5, "adv/zero_group_frac": zero}) + "\n" for i in range(3)))
-    for folder, wins in (("eval_warmup", [1, 0, 0, 0]), ("eval_after", [1, 1, 0, 0] if run.seed else [1, 1, 1, 0])):
+    for folder, wins in (("eval_warmup", [1, 0, 0, 0]), ("eval_step2", [1, 1, 0, 0]),
+                         ("eval_after", [1, 1, 0, 0] if run.seed else [1, 1, 1, 0])):
         (run.out / folder).mkdir()
         with TrajectoryWriter(run.out / folder / "trajectories.jsonl") as w:
             for k, won in enumerate(wins):
@@ -44,21 +60,63 @@ def _fake_runner(run):
 
 
 def test_runs_are_collected_into_rows_curves_and_the_claim(tmp_path):
-    runs = plan_learning(tmp_path, ["grpo", "igpo"], [0, 1], envs=["rlvr/GuessNumber-v0"])
+    runs = plan_learning(tmp_path, ["outcome", "igpo"], [0, 1], envs=["rlvr/GuessNumber-v0"], steps=3)
     seen = []
     run_learning(runs, runner=_fake_runner, progress=seen.append)
     assert len(seen) == 4
     out = collect_learning(runs)
     rows = {r["scheme"]: r for r in out["rows"]}
-    assert rows["grpo"]["held_out_warm"] == 0.25
-    assert rows["grpo"]["held_out_after"] == pytest.approx(0.625)  # seeds: 3/4 and 2/4
-    assert rows["grpo"]["gain"] == pytest.approx(0.375)
-    assert out["curves"]["rlvr/GuessNumber-v0/igpo"]["zero_adv"][0][0] == 0.25
+    assert rows["outcome"]["held_out_warm"] == 0.25
+    assert rows["outcome"]["held_out_after"] == pytest.approx(0.625)  # seeds: 3/4 and 2/4
+    assert rows["outcome"]["gain"] == pytest.approx(0.375) and rows["outcome"]["learned"] == "unclear"
+    assert rows["outcome"]["train_success"] == 0.5
+    curve = out["curves"]["rlvr/GuessNumber-v0/igpo"]
+    assert curve["zero_adv"][0][0] == 0.25
+    # held-out curve: the warm start (step 0), no evaluation at step 1, step 2, the final evaluation (step 3)
+    assert [m for m, _ in curve["held_out"]] == [0.25, None, 0.5, pytest.approx(0.625)]
     claim = next(c for c in check_claims(None, None, out) if c["claim"].startswith("with a language model"))
-    assert claim["status"] == "checked" and "GRPO 0.750 vs IGPO 0.250" in claim["numbers"]
+    assert claim["status"] == "checked" and "outcome 0.750 vs IGPO 0.250" in claim["numbers"]
+    # a finished run is not run again (an interrupted benchmark resumes where it stopped)
+    run_learning(runs, runner=lambda run: pytest.fail(f"{run.out} ran twice"))
+
+
+def test_learning_plot_and_table(tmp_path):
+    from rlvr.bench.report import write_outputs
+
+    runs = plan_learning(tmp_path, ["outcome", "igpo"], [0, 1], envs=["rlvr/GuessNumber-v0"], steps=3)
+    run_learning(runs, runner=_fake_runner)
+    results = write_outputs(tmp_path / "out", None, None, check_claims(None, None, collect_learning(runs)),
+                            {"quick": True}, collect_learning(runs))
+    assert "learning_curves.png" in results["plots"]
+    assert (tmp_path / "out" / "learning_curves.png").stat().st_size > 10_000
+    md = (tmp_path / "out" / "report.md").read_text()
+    header = next(line for line in md.splitlines() if "held_out_warm" in line)
+    assert [c.strip() for c in header.strip("|").split("|")][:6] == ["env", "scheme", "held_out_warm",
+                                                                     "held_out_after", "gain", "learned"]
 
 
 def test_a_run_that_did_not_finish_is_a_clear_error(tmp_path):
     runs = plan_learning(tmp_path, ["grpo"], [0], envs=["rlvr/GuessNumber-v0"])
     with pytest.raises(ConfigError, match="did not finish"):
         collect_learning(runs)
+
+
+def test_cli_learning_quick_plans_one_guessnumber_seed_per_scheme(tmp_path, monkeypatch, capsys):
+    import rlvr.bench.learning as L
+    from rlvr.cli import main
+
+    planned = []
+
+    def runner(run):
+        planned.append(TrainConfig.from_args(list(run.args)))
+        _fake_runner(run)
+
+    monkeypatch.setattr(L, "_subprocess_runner", runner)
+    assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--quick", "--quiet",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert [(c.env, c.seed, c.steps) for c in planned] == [("rlvr/GuessNumber-v0", 0, 2)] * 2
+    assert {c.reward for c in planned} == {RewardScheme.ENV, RewardScheme.INFO_GAIN}
+    assert "Learning with a language model" in (tmp_path / "b" / "report.md").read_text()
+    assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--learning-schemes", "carr", "--quiet",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert "unknown --learning-schemes ['carr']" in capsys.readouterr().err
