@@ -7,13 +7,19 @@ For each environment (GuessNumber, DeepSearch 1-hop) and the same batch size and
   environment's first prompts (left-padded, no end token: every row generates the whole budget);
 * ``before``: :func:`rlvr.rollout` with ``HFAgent(decoding="generate")``, the lock-step loop (every
   conversation generates, then every environment steps; every turn prefills its whole context);
-* ``after``: :func:`rlvr.rollout` with the continuous-batching engine and prefix reuse (the default).
+* ``own reuse``: :func:`rlvr.rollout` with the continuous-batching engine, each conversation reusing only
+  its own KV cache between turns (``prefix_cache_tokens=0``);
+* ``after``: the same with the shared prompt-prefix cache (the default): an episode's first prompt is
+  also copied from any other cached sequence (other episodes, running rows, released first prompts).
 
 Rollout tokens/s count the generated tokens of every turn over the rollout's wall time (environment
 steps and tokenisation included). The agent is the trainer's token-exact HFAgent (later turns extend
-the earlier turns' ids). The prefill table runs ``--turns``-turn GuessNumber episodes (a range too
-wide to be guessed) with the engine, with and without prefix reuse, and checks that both produce the
-same tokens.
+the earlier turns' ids). The prefill tables run ``--turns``-turn GuessNumber episodes (a range too
+wide to be guessed) with the engine: without any reuse, with each conversation's own cache only, and
+with the shared prefix cache, once for distinct tasks (one seed per episode) and once for one GRPO
+group (``--episodes`` episodes of one task; ``--quick`` runs this one only), and check that all
+produce the same tokens. The floor column is what the later turns' new tokens (observation and chat
+template) alone cost per generated token: no cache can go below it.
 
 Usage: python benchmarks/bench_rollout.py [--quick] [--batch 8] [--new-tokens 32] [--episodes 8] [--threads N]
 Prints a table and writes benchmarks/results/bench_rollout.json.
@@ -69,13 +75,16 @@ def bare_generate(model, tokenizer, prompts: list[list[int]], new_tokens: int, t
 
 
 def run_rollout(model, tokenizer, env_id: str, kwargs: dict, *, decoding: str, prefix_reuse: bool = True,
-                batch: int, new_tokens: int, episodes: int, temperature: float) -> tuple[dict, list]:
+                prefix_cache_tokens: int = 2048, seeds: list[int] | None = None, batch: int, new_tokens: int,
+                episodes: int, temperature: float) -> tuple[dict, list]:
     agent = TokenExactHFAgent(model, tokenizer, temperature=temperature, max_new_tokens=new_tokens, seed=0,
-                              batch_size=batch, decoding=decoding, prefix_reuse=prefix_reuse)
+                              batch_size=batch, decoding=decoding, prefix_reuse=prefix_reuse,
+                              prefix_cache_tokens=prefix_cache_tokens)
     t0 = time.perf_counter()
-    trajs = rollout(env_id, agent, episodes=episodes, seed=0, concurrency=batch, env_kwargs=kwargs)
+    trajs = rollout(env_id, agent, episodes=episodes, seed=0, seeds=seeds, concurrency=batch, env_kwargs=kwargs)
     dt = time.perf_counter() - t0
-    print(f"  {env_id} decoding={decoding} prefix_reuse={prefix_reuse}: {dt:.1f} s", file=sys.stderr)
+    print(f"  {env_id} decoding={decoding} prefix_reuse={prefix_reuse} prefix_cache_tokens={prefix_cache_tokens}: "
+          f"{dt:.1f} s", file=sys.stderr)
     st = agent.decode_stats
     gen = st["generated_tokens"]
     turns = sum(t.num_turns for t in trajs)
@@ -90,12 +99,18 @@ def run_rollout(model, tokenizer, env_id: str, kwargs: dict, *, decoding: str, p
             fresh += len(u.prompt_ids) - (len(prev.prompt_ids) + len(prev.completion_ids) if prev else 0)
             prev = u
     first = sum(len(t.turns[0].prompt_ids) for t in trajs if t.turns and t.turns[0].prompt_ids)
+    later = max(1, turns - len(trajs))
     return ({"tokens": gen, "seconds": dt, "tokens_per_s": gen / dt, "turns": turns,
              "turns_per_episode": turns / max(1, len(trajs)), "prefill_tokens": st["prefill_tokens"],
-             "reused_tokens": st["reused_tokens"], "prefill_per_generated": st["prefill_tokens"] / max(1, gen),
+             "reused_tokens": st["reused_tokens"], "shared_tokens": st["shared_tokens"],
+             "prefill_per_generated": st["prefill_tokens"] / max(1, gen),
              "fresh_tokens": fresh, "first_prompt_tokens": first,
+             "first_prompt_tokens_per_episode": first / max(1, len(trajs)),
+             "observation_tokens_per_later_turn": (fresh - first) / later,
+             "generated_tokens_per_turn": gen / max(1, turns),
+             "observations_per_generated": (fresh - first) / max(1, gen),
              "later_turns_prefill_per_generated": (st["prefill_tokens"] - first) / max(1, gen),
-             "reprefilled_per_generated": (st["prefill_tokens"] - fresh) / max(1, gen),
+             "reprefilled_per_generated": (st["prefill_tokens"] + st["shared_tokens"] - fresh) / max(1, gen),
              "step_s": sum(u.timings["step_s"] for t in trajs for u in t.turns)}, trajs)
 
 
@@ -116,7 +131,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_rollout.json"))
     args = ap.parse_args()
     if args.quick:
-        args.batch, args.new_tokens, args.episodes, args.turns = 2, 12, 2, 8
+        args.batch, args.new_tokens, args.episodes, args.turns = 2, 12, 2, 4
     if args.threads:
         torch.set_num_threads(args.threads)
     from rlvr.agents.models import load_model
@@ -133,24 +148,35 @@ def main() -> None:
         prompts = first_prompts(tokenizer, env_id, kw, args.batch)
         row = {"generate": bare_generate(model, tokenizer, prompts, args.new_tokens, args.temperature),
                "prompt_tokens": sum(map(len, prompts)) / len(prompts)}
-        for label, decoding in (("before", "generate"), ("after", "continuous")):
+        for label, decoding, cache in (("before", "generate", 0), ("own_reuse", "continuous", 0),
+                                       ("after", "continuous", 2048)):
             row[label], trajs = run_rollout(model, tokenizer, env_id, kw, decoding=decoding, batch=args.batch,
-                                            new_tokens=args.new_tokens, episodes=args.episodes,
-                                            temperature=args.temperature)
+                                            prefix_cache_tokens=cache, new_tokens=args.new_tokens,
+                                            episodes=args.episodes, temperature=args.temperature)
             row[label]["ratio_to_generate"] = row[label]["tokens_per_s"] / row["generate"]["tokens_per_s"]
             row.setdefault("trajs", []).append(trajs)
-        row["same_tokens_before_after"] = same_tokens(*row.pop("trajs"))
+        runs = row.pop("trajs")
+        row["same_tokens_before_after"] = all(same_tokens(runs[0], r) for r in runs[1:])
         results["throughput"][name] = row
     env_id, kw = "rlvr/GuessNumber-v0", {"high": 10**9, "max_turns": args.turns}
-    prefill = {}
-    runs = []
-    for label, reuse in (("without_reuse", False), ("with_reuse", True)):
-        prefill[label], trajs = run_rollout(model, tokenizer, env_id, kw, decoding="continuous", prefix_reuse=reuse,
-                                            batch=args.batch, new_tokens=args.new_tokens,
-                                            episodes=max(1, args.episodes // 2), temperature=args.temperature)
-        runs.append(trajs)
-    prefill["same_tokens"] = same_tokens(*runs)
-    results["prefill"] = prefill
+    group = args.episodes
+    tasks = {"distinct": (max(1, args.episodes // 2), None, (("without_reuse", False, 0), ("own_reuse", True, 0),
+                                                               ("shared", True, 2048))),
+             "group": (group, [0] * group, (("own_reuse", True, 0), ("shared", True, 2048)))}
+    if args.quick:  # under a minute: the group table only (with one distinct episode nothing is shared)
+        del tasks["distinct"]
+    results["prefill"] = {}
+    for mode, (episodes, seeds, configs) in tasks.items():
+        prefill, runs = {}, []
+        for label, reuse, cache in configs:
+            prefill[label], trajs = run_rollout(model, tokenizer, env_id, kw, decoding="continuous",
+                                                prefix_reuse=reuse, prefix_cache_tokens=cache, seeds=seeds,
+                                                batch=args.batch, new_tokens=args.new_tokens, episodes=episodes,
+                                                temperature=args.temperature)
+            runs.append(trajs)
+        prefill["same_tokens"] = all(same_tokens(runs[0], r) for r in runs[1:])
+        prefill["episodes"] = episodes
+        results["prefill"][mode] = prefill
     print_tables(results)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -162,27 +188,39 @@ def print_tables(r: dict) -> None:
     c = r["config"]
     print(f"\nRollout throughput: SmolLM2-135M fp32 CPU ({c['torch_threads']} threads), batch {c['batch']}, "
           f"{c['new_tokens']} new tokens per turn, {c['episodes']} episodes")
-    print(f"{'env':<16} {'path':<26} {'tok/s':>7} {'x generate':>10} {'turns':>6} {'prefill/gen':>11}")
+    print(f"{'env':<16} {'path':<30} {'tok/s':>7} {'x generate':>10} {'turns':>6} {'prefill/gen':>11}")
     for name, row in r["throughput"].items():
         g = row["generate"]
-        print(f"{name:<16} {'bare generate':<26} {g['tokens_per_s']:7.1f} {1.0:10.2f} {'':>6} {'':>11}")
-        for label, desc in (("before", "before: lock-step generate"), ("after", "after: continuous + reuse")):
+        print(f"{name:<16} {'bare generate':<30} {g['tokens_per_s']:7.1f} {1.0:10.2f} {'':>6} {'':>11}")
+        for label, desc in (("before", "before: lock-step generate"), ("own_reuse", "continuous + own-cache reuse"),
+                            ("after", "after: + shared prefix cache")):
             x = row[label]
-            print(f"{'':<16} {desc:<26} {x['tokens_per_s']:7.1f} {x['ratio_to_generate']:10.2f} {x['turns']:6d} "
+            print(f"{'':<16} {desc:<30} {x['tokens_per_s']:7.1f} {x['ratio_to_generate']:10.2f} {x['turns']:6d} "
                   f"{x['prefill_per_generated']:11.2f}")
-        print(f"{'':<16} same tokens before/after: {row['same_tokens_before_after']}")
-    p = r["prefill"]
-    print(f"\nPrefill tokens per generated token, GuessNumber, up to {c['turns']} turns (continuous engine)")
-    print(f"{'prefix reuse':<14} {'turns/ep':>8} {'prefill':>8} {'reused':>8} {'generated':>9} {'prefill/gen':>11} "
-          f"{'turns>1':>8} {'re-prefill':>10} {'tok/s':>7}")
-    for label in ("without_reuse", "with_reuse"):
-        x = p[label]
-        print(f"{label:<14} {x['turns_per_episode']:8.1f} {x['prefill_tokens']:8d} {x['reused_tokens']:8d} "
-              f"{x['tokens']:9d} {x['prefill_per_generated']:11.2f} {x['later_turns_prefill_per_generated']:8.2f} "
-              f"{x['reprefilled_per_generated']:10.2f} {x['tokens_per_s']:7.1f}")
-    print("prefill/gen: all prefilled tokens per generated token; turns>1: without the first prompts; re-prefill: "
-          "tokens prefilled again although the model had seen them (the first prompt and the observations are new)")
-    print(f"same tokens with and without reuse: {p['same_tokens']}")
+        print(f"{'':<16} same tokens in all three paths: {row['same_tokens_before_after']}")
+    for mode, title in (("distinct", "distinct tasks"), ("group", "one task, a GRPO group")):
+        if mode not in r["prefill"]:
+            continue
+        p = r["prefill"][mode]
+        print(f"\nPrefill tokens per generated token, GuessNumber, up to {c['turns']} turns, {p['episodes']} episodes "
+              f"of {title} (continuous engine)")
+        print(f"{'reuse':<14} {'turns/ep':>8} {'prefill':>8} {'own':>7} {'shared':>7} {'generated':>9} "
+              f"{'prefill/gen':>11} {'floor':>6} {'re-prefill':>10} {'tok/s':>7}")
+        for label in ("without_reuse", "own_reuse", "shared"):
+            if label not in p:
+                continue
+            x = p[label]
+            print(f"{label:<14} {x['turns_per_episode']:8.1f} {x['prefill_tokens']:8d} {x['reused_tokens']:7d} "
+                  f"{x['shared_tokens']:7d} {x['tokens']:9d} {x['prefill_per_generated']:11.2f} "
+                  f"{x['observations_per_generated']:6.2f} {x['reprefilled_per_generated']:10.2f} "
+                  f"{x['tokens_per_s']:7.1f}")
+        x = p["shared"]
+        print(f"first prompt {x['first_prompt_tokens_per_episode']:.0f} tokens; later turns add "
+              f"{x['observation_tokens_per_later_turn']:.1f} new tokens each (observation and chat template) for "
+              f"{x['generated_tokens_per_turn']:.1f} generated; same tokens in all: {p['same_tokens']}")
+    print("prefill/gen: prefilled tokens per generated token; own/shared: tokens copied from the conversation's own "
+          "cache / the shared prefix cache; floor: the later turns' new tokens alone per generated token; "
+          "re-prefill: tokens prefilled again although their conversation had seen them")
 
 
 if __name__ == "__main__":

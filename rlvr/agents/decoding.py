@@ -12,6 +12,22 @@ step at a time over a running batch of at most ``max_batch`` rows:
   ids, so that is the new observation and the generation prompt). A prompt that does not extend the
   cached ids falls back to a prefill from where they differ (a full prefill when they differ at once).
   :meth:`DecodeEngine.release` frees a conversation's cache (the rollout calls it when the episode ends).
+* **Shared prefix cache.** A request also starts from the longest common prefix it has with any other
+  cached token sequence (automatic prefix caching): the caches kept for other conversations, the rows
+  running in the batch (a row admitted in the same :meth:`~DecodeEngine.step` included, so the episodes
+  of a GRPO group, which share their first prompt, prefill it once), and a small LRU of released
+  conversations' first prompts (those of finished episodes, for the episodes that start later). Those
+  keys and values are copied, not recomputed (counted in ``stats["shared_tokens"]``; a conversation's
+  own cache in ``stats["reused_tokens"]``). ``prefix_cache_tokens`` bounds that LRU (tokens; each
+  token costs ``2 * layers * kv_heads * head_dim`` values, 46 KB for SmolLM2-135M in float32);
+  ``prefix_cache_tokens=0`` switches the shared cache off (only a conversation's own cache is reused).
+  A cache is only valid for the weights that computed it: the engine fingerprints the parameters
+  (identity, storage and in-place version counter of every tensor, and a sum over a few of its
+  elements) before admitting requests, and any change (an optimizer step, ``load_state_dict``, a
+  merged adapter, swapped tensors, an update through ``p.data``) drops every kept cache.
+* In every case at least the prompt's last token is prefilled (for the next-token logits), and the
+  values are the uncached path's (a token's keys and values depend only on the tokens up to it): the
+  same tokens under the same seeds, log-probs equal up to float rounding.
 * **Sampling** as :class:`~rlvr.agents.hf.HFAgent` samples: ``softmax(logits / temperature)`` with
   nucleus ``top_p`` (the smallest set of tokens whose probability reaches ``top_p``), one draw per row
   from that row's own CPU ``torch.Generator`` with the same random stream as ``torch.multinomial``
@@ -106,12 +122,26 @@ class _Row:
     completion: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     length: int = 0  # tokens in the cache (= the position id of the next input token)
+    first: int = 0  # tokens of its conversation's first prompt (what the LRU keeps when it is released)
+    epoch: int = 0  # the weights' epoch its cache was computed under
 
 
 @dataclass(slots=True)
 class _Stored:
     ids: list[int]  # the tokens whose keys and values are cached
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer, [kv_heads, len(ids), head_dim]
+    first: int = 0  # tokens of the conversation's first prompt
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:
+    """The length of the longest common prefix of ``a`` and ``b``, at most ``limit``."""
+    limit = min(limit, len(a), len(b))
+    n, chunk = 0, 64
+    while n + chunk <= limit and a[n : n + chunk] == b[n : n + chunk]:
+        n += chunk
+    while n < limit and a[n] == b[n]:
+        n += 1
+    return n
 
 
 class _BufferLayer(CacheLayerMixin):
@@ -159,21 +189,29 @@ class DecodeEngine:
         top_p: nucleus sampling.
         max_batch: rows decoded together; further requests wait for a free slot.
         prefix_reuse: keep each keyed conversation's cache between requests (off: every request is
-            prefilled in full, the reference path).
+            prefilled in full, the reference path, and the shared prefix cache is off too).
+        prefix_cache_tokens: with ``prefix_reuse``, the shared prefix cache: requests also start from
+            other conversations' and running rows' caches, and from an LRU of released conversations'
+            first prompts holding at most this many tokens; 0 switches the shared cache off.
     """
 
     def __init__(self, model: Any, *, eos_ids: Sequence[int], temperature: float, top_p: float, max_batch: int,
-                 prefix_reuse: bool = True) -> None:
+                 prefix_reuse: bool = True, prefix_cache_tokens: int = 2048) -> None:
         if not supports(model):
             raise ConfigError(f"DecodeEngine needs a decoder-only model whose layers all use full attention; "
                               f"{type(model).__name__} is not one (use HFAgent(decoding='generate'))")
         if max_batch < 1:
             raise ConfigError(f"max_batch must be >= 1, got {max_batch}")
+        if prefix_cache_tokens < 0:
+            raise ConfigError(f"prefix_cache_tokens must be >= 0 (0: no shared prefix cache), "
+                              f"got {prefix_cache_tokens}")
         self.model = model
         self.eos_ids = set(int(i) for i in eos_ids)
         self.temperature, self.top_p = temperature, top_p
         self.max_batch = max_batch
         self.prefix_reuse = prefix_reuse
+        self.shared = prefix_reuse and prefix_cache_tokens > 0
+        self.prefix_cache_tokens = prefix_cache_tokens
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         cfg = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
@@ -192,8 +230,13 @@ class DecodeEngine:
         self.width = 0  # columns in use, shared by the running rows
         self.waiting: deque[_Row] = deque()
         self.store: dict[Hashable, _Stored] = {}
-        self.stats = {"prefill_tokens": 0, "reused_tokens": 0, "generated_tokens": 0, "decode_steps": 0,
-                      "compactions": 0}
+        self.lru: list[_Stored] = []  # released conversations' first prompts, least recently used first
+        self._epoch, self._fingerprint = 0, self._weights_fingerprint() if prefix_reuse else ()
+        self.stats = {"prefill_tokens": 0, "reused_tokens": 0, "shared_tokens": 0, "generated_tokens": 0,
+                      "decode_steps": 0, "compactions": 0, "invalidations": 0}
+        """Token counts: ``prefill_tokens`` computed, ``reused_tokens`` copied from the conversation's own
+        cache, ``shared_tokens`` copied from the shared prefix cache (another conversation, a running row
+        or the LRU); ``invalidations``: weight changes that dropped the kept caches."""
 
     # ------------------------------------------------------------------ requests
 
@@ -215,12 +258,15 @@ class DecodeEngine:
         return bool(self.rows or self.waiting)
 
     def release(self, key: Hashable) -> None:
-        """Free the cache kept for conversation ``key`` (no-op when there is none)."""
-        self.store.pop(key, None)
+        """Free the cache kept for conversation ``key`` (no-op when there is none); with the shared prefix
+        cache on, its first prompt moves to the LRU for the conversations that start later."""
+        stored = self.store.pop(key, None)
+        if stored is not None and self.shared and stored.first > 0:
+            self._remember(stored)
 
     def clear(self) -> None:
         """Drop every request and every kept cache, and free the buffers."""
-        self.rows, self.waiting, self.store = [], deque(), {}
+        self.rows, self.waiting, self.store, self.lru = [], deque(), {}, []
         self.width = self._capacity = 0
         for layer in self.cache.layers:
             layer.keys = layer.values = None
@@ -229,6 +275,17 @@ class DecodeEngine:
     def cached_tokens(self) -> int:
         """Tokens whose keys and values are kept for conversations between requests."""
         return sum(len(s.ids) for s in self.store.values())
+
+    def lru_tokens(self) -> int:
+        """Tokens held by the shared prefix cache's LRU (at most ``prefix_cache_tokens``)."""
+        return sum(len(s.ids) for s in self.lru)
+
+    def invalidate(self) -> None:
+        """Drop every kept cache (conversations' and the LRU's): the weights changed. Running rows keep
+        decoding on what they have but no longer serve as a prefix for new requests."""
+        self.store, self.lru = {}, []
+        self._epoch += 1
+        self.stats["invalidations"] += 1
 
     def run(self) -> list[Finished]:
         """Step until every queued request has finished; in finishing order."""
@@ -243,6 +300,11 @@ class DecodeEngine:
         Returns the requests that finished during this step (their slots are already free).
         """
         done: list[Finished] = []
+        if self.waiting and len(self.rows) < self.max_batch and self.prefix_reuse:
+            fingerprint = self._weights_fingerprint()
+            if fingerprint != self._fingerprint:
+                self._fingerprint = fingerprint
+                self.invalidate()
         with torch.no_grad():
             while self.waiting and len(self.rows) < self.max_batch:
                 row = self.waiting.popleft()
@@ -282,26 +344,38 @@ class DecodeEngine:
         self._mask, self._capacity = mask, cap
 
     def _admit(self, row: _Row) -> Finished | None:
-        """Prefill ``row`` into the next free slot (from its conversation's cache when it extends it)."""
+        """Prefill ``row`` into the next free slot, from the longest cached prefix of its prompt (its own
+        conversation's cache, or with the shared cache on, any other)."""
         stored = self.store.pop(row.key, None) if row.key is not None else None
         n = len(row.prompt)
-        reuse = 0
+        limit = n - 1  # at least one token is prefilled, for the next-token logits
+        reuse, source = 0, None
         if stored is not None and self.prefix_reuse:
-            limit = min(len(stored.ids), n - 1)  # at least one token is prefilled, for the next-token logits
-            while reuse < limit and stored.ids[reuse] == row.prompt[reuse]:
-                reuse += 1
+            reuse, source = common_prefix(stored.ids, row.prompt, limit), stored
+        row.first = stored.first if stored is not None and reuse >= stored.first > 0 else n
+        row.epoch = self._epoch
+        if self.shared:
+            found = self._shared_prefix(row.prompt, limit, reuse)
+            if found is not None:
+                source, reuse = found
         slot = len(self.rows)
         start = self.width - n if n <= self.width else 0
         self._ensure_capacity(max(self.width, n))
-        for layer, (k, v) in zip(self.cache.layers, stored.kv if reuse else ()):
-            layer.keys[slot, :, start : start + reuse] = k[:, :reuse]
-            layer.values[slot, :, start : start + reuse] = v[:, :reuse]
+        if reuse and isinstance(source, int):  # a running row's columns in the buffers
+            cols = self._mask[source, : self.width].nonzero()[:, 0][:reuse]
+            for layer in self.cache.layers:
+                layer.keys[slot, :, start : start + reuse] = layer.keys[source, :, cols]
+                layer.values[slot, :, start : start + reuse] = layer.values[source, :, cols]
+        elif reuse:
+            for layer, (k, v) in zip(self.cache.layers, source.kv):
+                layer.keys[slot, :, start : start + reuse] = k[:, :reuse]
+                layer.values[slot, :, start : start + reuse] = v[:, :reuse]
         new = torch.tensor([row.prompt[reuse:]], dtype=torch.long, device=self.device)
         positions = torch.arange(reuse, n, device=self.device)[None]
         ones = torch.ones((1, n), dtype=torch.bool, device=self.device)
         logits = self._forward(new, positions, ones, slice(slot, slot + 1), start, reuse)
         self.stats["prefill_tokens"] += n - reuse
-        self.stats["reused_tokens"] += reuse
+        self.stats["reused_tokens" if source is stored else "shared_tokens"] += reuse
         row.length = n
         token, logp = choose_tokens(logits, [row.generator], self.temperature, self.top_p)
         if self._append(row, int(token[0]), float(logp[0])):
@@ -355,7 +429,7 @@ class DecodeEngine:
 
     def _keep(self, row: _Row, slot: int, lo: int, hi: int) -> None:
         """Keep the cache of ``row`` (slot ``slot``, columns ``lo:hi``) for its conversation's next request."""
-        if row.key is None or not self.prefix_reuse:
+        if row.key is None or not self.prefix_reuse or row.epoch != self._epoch:
             return
         cols = self._mask[slot, lo:hi].nonzero()[:, 0] + lo if hi - lo != row.length else None
         kv = []
@@ -365,7 +439,59 @@ class DecodeEngine:
             else:
                 kv.append((layer.keys[slot, :, cols], layer.values[slot, :, cols]))
         # the last sampled token was never fed to the model: it has no keys or values yet
-        self.store[row.key] = _Stored([*row.prompt, *row.completion[:-1]], kv)
+        self.store[row.key] = _Stored([*row.prompt, *row.completion[:-1]], kv, row.first)
+
+    def _shared_prefix(self, prompt: list[int], limit: int, at_least: int) -> tuple[_Stored | int, int] | None:
+        """The cached sequence sharing the longest prefix with ``prompt`` (longer than ``at_least``, at most
+        ``limit`` tokens): a kept conversation, an LRU entry (then marked as used) or a running row's slot."""
+        best, best_len, lru_at = None, at_least, -1
+        for stored in self.store.values():
+            k = common_prefix(stored.ids, prompt, limit)
+            if k > best_len:
+                best, best_len = stored, k
+        for i, stored in enumerate(self.lru):
+            k = common_prefix(stored.ids, prompt, limit)
+            if k > best_len:
+                best, best_len, lru_at = stored, k, i
+        for slot, row in enumerate(self.rows):
+            if row.epoch != self._epoch:
+                continue
+            k = common_prefix(row.prompt, prompt, limit)
+            if k == len(row.prompt) and row.length > k:
+                k += common_prefix(row.completion[: row.length - k], prompt[k:], limit - k)
+            if k > best_len:
+                best, best_len = slot, k
+        if best is None:
+            return None
+        if lru_at >= 0 and best is self.lru[lru_at]:
+            self.lru.append(self.lru.pop(lru_at))
+        return best, best_len
+
+    def _remember(self, stored: _Stored) -> None:
+        """Put a released conversation's first prompt into the LRU (bounded by ``prefix_cache_tokens``)."""
+        n = min(stored.first, len(stored.ids), self.prefix_cache_tokens)
+        ids = stored.ids[:n]
+        for i, entry in enumerate(self.lru):
+            if common_prefix(entry.ids, ids, n) == n:  # already held, as a prefix of an entry
+                self.lru.append(self.lru.pop(i))
+                return
+        self.lru = [e for e in self.lru if common_prefix(e.ids, ids, len(e.ids)) < len(e.ids)]
+        kv = [(k, v) if k.shape[1] == n else (k[:, :n].clone(), v[:, :n].clone()) for k, v in stored.kv]
+        self.lru.append(_Stored(ids, kv, n))
+        total = self.lru_tokens()
+        while total > self.prefix_cache_tokens:
+            total -= len(self.lru.pop(0).ids)
+
+    def _weights_fingerprint(self) -> tuple[Any, ...]:
+        """Identity, storage and in-place version counter of every parameter, and a sum over a few of each
+        one's elements (updates made through ``p.data``, which bypass the version counter, change those)."""
+        params = list(self.model.parameters())
+        ids = tuple((id(p), p.data_ptr(), p._version) for p in params)
+        samples = []
+        for p in params:
+            flat = p.detach().reshape(-1)
+            samples.append(flat[:: max(1, flat.numel() // 16)].sum(dtype=torch.float32))
+        return ids, tuple(torch.stack(samples).tolist()) if samples else ()
 
     def _vacate(self, slot: int) -> None:
         """Free ``slot``: the last running row moves into it."""

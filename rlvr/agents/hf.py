@@ -57,6 +57,10 @@ class HFAgent(TokenAgent):
             Both sample the same tokens under the same seeds.
         prefix_reuse: with ``"continuous"``, prefill only the tokens that extend a conversation's
             cached ids (off: every turn is prefilled in full).
+        prefix_cache_tokens: with ``prefix_reuse``, the engine's shared prefix cache: a turn also starts
+            from the longest prefix it shares with another conversation's cache (the episodes of a group
+            share their first prompt), and released conversations' first prompts stay in an LRU of at
+            most this many tokens; 0 switches it off. Caches live for one rollout (one stream).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class HFAgent(TokenAgent):
         device: str | None = None,
         decoding: Literal["auto", "continuous", "generate"] = "auto",
         prefix_reuse: bool = True,
+        prefix_cache_tokens: int = 2048,
     ) -> None:
         if decoding not in ("auto", "continuous", "generate"):
             raise ConfigError(f"decoding must be 'auto', 'continuous' or 'generate', got {decoding!r}")
@@ -80,6 +85,9 @@ class HFAgent(TokenAgent):
             raise ConfigError(f"temperature must be >= 0, got {temperature}")
         if not 0 < top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+        if prefix_cache_tokens < 0:
+            raise ConfigError(f"prefix_cache_tokens must be >= 0 (0: no shared prefix cache), "
+                              f"got {prefix_cache_tokens}")
         if isinstance(model, str):
             from rlvr.agents.models import load_model
 
@@ -109,8 +117,10 @@ class HFAgent(TokenAgent):
                               "has sliding-window or other layers: use decoding='generate'")
         self.decoding = "generate" if decoding == "generate" or not supports(model) else "continuous"
         self.prefix_reuse = prefix_reuse
-        self.decode_stats = {"prefill_tokens": 0, "reused_tokens": 0, "generated_tokens": 0}
-        """Token counts of every generation so far (prefilled, taken from a kept cache, generated)."""
+        self.prefix_cache_tokens = prefix_cache_tokens
+        self.decode_stats = {"prefill_tokens": 0, "reused_tokens": 0, "shared_tokens": 0, "generated_tokens": 0}
+        """Token counts of every generation so far (prefilled, taken from the conversation's kept cache,
+        taken from the shared prefix cache, generated)."""
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -172,7 +182,8 @@ class HFAgent(TokenAgent):
         from rlvr.agents.decoding import DecodeEngine
 
         return DecodeEngine(self.model, eos_ids=sorted(self.eos_ids), temperature=self.temperature, top_p=self.top_p,
-                            max_batch=self.batch_size, prefix_reuse=prefix_reuse)
+                            max_batch=self.batch_size, prefix_reuse=prefix_reuse,
+                            prefix_cache_tokens=self.prefix_cache_tokens)
 
     def _budget(self, prompt: Sequence[int]) -> int:
         return max(1, min(self.max_new_tokens, self.max_context - len(prompt)))

@@ -104,6 +104,8 @@ class HFBackend:
         return None
 
     def after_update(self, model: Any) -> None:
+        """Nothing to sync: the agent decodes with the trained model itself, and its decoding engine's KV
+        caches live for one rollout (a weight change also drops them, see :mod:`rlvr.agents.decoding`)."""
         return None
 
 
