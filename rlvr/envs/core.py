@@ -51,7 +51,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 import gymnasium as gym
 import numpy as np
 
-from rlvr.envs.parsers import ParsedAction, ToolCallParser, get_parser
+from rlvr.envs.parsers import ParsedAction, ToolCall, ToolCallParser, get_parser
 from rlvr.envs.tools import ToolResult, ToolSet, truncate_text
 from rlvr.errors import (ConfigError, EpisodeStateError, ErrorKind, InfrastructureError, NoOracleError, StepError,
                          did_you_mean)
@@ -167,11 +167,27 @@ class TurnOutcome:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+_PROMPTS: dict[tuple[str | None, ...], str] = {}  # rendered prompts by instructions, hint and tool schemas
+_MAX_PROMPTS = 512
+
+
 def render_tool_prompt(instructions: str, tools: ToolSet, answer_hint: str | None = None) -> str:
-    """A system prompt: the task instructions, the tool schemas and the call / answer format (Hermes style)."""
+    """A system prompt: the task instructions, the tool schemas and the call / answer format (Hermes style).
+
+    Rendered once per distinct text (a reset renders one every episode; at most 512 are kept)."""
+    key = (instructions, answer_hint, *[t.schema_json() for t in tools])
+    prompt = _PROMPTS.get(key)
+    if prompt is None:
+        prompt = _PROMPTS[key] = _render_tool_prompt(instructions, key[2:], answer_hint)  # type: ignore[arg-type]
+        if len(_PROMPTS) > _MAX_PROMPTS:
+            _PROMPTS.clear()
+    return prompt
+
+
+def _render_tool_prompt(instructions: str, tool_schemas: tuple[str, ...], answer_hint: str | None) -> str:
     parts = [instructions.strip()]
-    if len(tools):
-        schemas = "\n".join(t.schema_json() for t in tools)
+    if tool_schemas:
+        schemas = "\n".join(tool_schemas)
         parts.append(
             "# Tools\n\nYou may call one or more functions. The function signatures are inside <tools></tools>:\n"
             f"<tools>\n{schemas}\n</tools>\n\n"
@@ -412,11 +428,14 @@ class AgentEnv(gym.Env[list, str]):
         for name in self.reward_components:
             if name not in components and name not in optional:
                 components[name] = 0.0
-        obs = [self._fit(m) for m in outcome.messages]
+        limit = self.max_obs_chars  # a message that fits is kept as it is (what _fit would return)
+        obs = [m if type(c := m.get("content")) is not str or (self.max_obs_tokens is None and (
+            limit is None or len(c) <= limit)) else self._fit(m) for m in outcome.messages]
         self.messages.extend(obs)
         infra = outcome.info.get("infra_failure")  # an unpenalised turn that ends the episode as failed
         terminated = infra is None and (bool(outcome.terminated) or self._end_requested)
-        budget = None if terminated or infra is not None else self._spent_budget()
+        budget = None if terminated or infra is not None or (  # no budget can be spent before either limit
+            self.turn < self.max_turns and self.max_episode_seconds is None) else self._spent_budget()
         truncated = not terminated and (infra is not None or budget is not None)
         self._done = terminated or truncated
         self.episode_components.append(components)
@@ -465,7 +484,7 @@ class AgentEnv(gym.Env[list, str]):
         if (parsed.answer is None or parsed.errors) and (  # the calls will run: keep the turn within its budget
                 len(parsed.calls) > self.max_calls_per_turn or len(parsed.errors) > _MAX_ERROR_MESSAGES):
             parsed = self._cap_calls(parsed)
-        calls = [c.to_dict() for c in parsed.calls]
+        calls = [{"name": c.name, "arguments": c.arguments} if type(c) is ToolCall else c.to_dict() for c in parsed.calls]
         hook = "_on_answer" if parsed.answer is not None and not parsed.errors else (
             "_run_calls" if parsed.calls or parsed.errors else "_on_no_call")
         try:
@@ -537,7 +556,7 @@ class AgentEnv(gym.Env[list, str]):
             assert infra.error is not None
             info["infra_failure"] = {"where": f"tool {infra.call.name!r}", "message": infra.error.message}
             first_error = infra.error
-        return TurnOutcome(messages, components, error=first_error, info=info)
+        return TurnOutcome(messages, components, False, first_error, info)
 
     def _infra_outcome(self, where: str, message: str) -> TurnOutcome:
         """The turn of an :class:`~rlvr.errors.InfrastructureError` raised outside a tool (in a task hook)."""

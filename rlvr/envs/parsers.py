@@ -57,6 +57,18 @@ class ToolCall:
         return {"name": self.name, "arguments": self.arguments}
 
 
+_new_object = object.__new__
+_set_name, _set_arguments = ToolCall.name.__set__, ToolCall.arguments.__set__  # type: ignore[attr-defined]
+
+
+def _tool_call(name: str, arguments: dict[str, Any]) -> ToolCall:
+    """``ToolCall(name, arguments)`` without the frozen ``__init__``'s two ``object.__setattr__`` lookups."""
+    call = _new_object(ToolCall)
+    _set_name(call, name)
+    _set_arguments(call, arguments)
+    return call
+
+
 @dataclass(slots=True)
 class ParsedAction:
     """What a parser read from one assistant message."""
@@ -266,14 +278,15 @@ class HermesParser:
             out.answer, err = extract_answer(_without_calls(text) if _TC_OPEN in text else text)
             if err:
                 out.errors.append(err)
-        if "<tool_call>" not in text:
+        pos = text.find(_TC_OPEN)
+        if pos < 0:
             if "</tool_call>" in text:
                 out.errors.append(StepError(ErrorKind.PARSE, "Found </tool_call> without an opening <tool_call>."))
             elif self.json_fallback and out.answer is None:
                 out.calls = _bare_json_calls(text)
             return out
         # the blocks of _blocks(text, _TC_OPEN, _TC_CLOSE), found inline: every step parses its action
-        pos, nested = 0, False
+        nested = False
         while (start := text.find(_TC_OPEN, pos)) >= 0:
             end = text.find(_TC_CLOSE, start + len(_TC_OPEN))
             if end < 0:
@@ -292,6 +305,10 @@ class HermesParser:
             if err is None:
                 # no surrogate can come out of text without one and without a \\u escape: one scan, not a walk
                 clean = "\\u" not in raw and (raw.isascii() or _SURROGATE.search(raw) is None)
+                if (clean and type(obj) is dict and len(obj) == 2 and type(name := obj.get("name")) is str
+                        and type(args := obj.get("arguments")) is dict and (name := name.strip())):
+                    out.calls.append(_tool_call(name, args))  # the usual call: what _call_from_obj returns for it
+                    continue
                 calls, err = _call_from_obj(obj, clean)
                 out.calls.extend(calls)
             if err:

@@ -447,4 +447,5 @@ class ToolSet:
             raw = value.content if value.value is None else value.value
             return ToolResult(call, truncate_text(_to_text(value.content), self.max_output_chars), None, raw)
         text = value if type(value) is str else _to_text(value)
-        return ToolResult(call, truncate_text(text, self.max_output_chars), None, value)
+        limit = self.max_output_chars  # truncate_text's own test, without its call for a text that fits
+        return ToolResult(call, text if limit is None or len(text) <= limit else truncate_text(text, limit), None, value)
