@@ -51,7 +51,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--learning-schemes", nargs="+", default=None, metavar="NAME",
                    help="schemes of the --learning runs (default: outcome igpo; among outcome grpo turn dual gigpo "
                         "igpo gra)")
-    r.add_argument("--learning-steps", type=int, default=None, help="RL steps of each --learning run (8)")
+    r.add_argument("--learning-steps", type=int, default=None,
+                   help="RL steps of each --learning run (default per environment: GuessNumber 8, DeepSearch 4)")
+    r.add_argument("--learning-envs", nargs="+", default=None, metavar="ENV",
+                   help="environments of the --learning runs (default: GuessNumber-v0 DeepSearch-v0)")
+    r.add_argument("--learning-jobs", type=int, default=2,
+                   help="--learning runs at a time (each gets cores / jobs threads)")
     r.add_argument("--list-schemes", action="store_true", help="print the registered schemes and exit")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     return b
@@ -155,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
 
     learning_runs: list[Any] = []
     if args.learning:
-        from rlvr.bench.learning import DEFAULT_LEARNING_SCHEMES, LEARNING_SCHEMES, plan_learning
+        from rlvr.bench.learning import DEFAULT_LEARNING_SCHEMES, LEARNING_ENVS, LEARNING_SCHEMES, plan_learning
 
         chosen = list(dict.fromkeys(args.learning_schemes or DEFAULT_LEARNING_SCHEMES))
         unknown = [s for s in chosen if s not in LEARNING_SCHEMES]
@@ -167,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
                                           envs=["rlvr/GuessNumber-v0"], eval_episodes=4, eval_every=1,
                                           warmup_steps=1, tasks_per_step=1)
         else:
-            learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps or 8)
+            learning_envs = [e if e.startswith("rlvr/") else f"rlvr/{e}" for e in args.learning_envs or LEARNING_ENVS]
+            learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps, envs=learning_envs)
     total += len(learning_runs)
     bar = _bar(total, args.quiet)
     try:
@@ -177,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         if learning_runs:
             from rlvr.bench.learning import collect_learning, run_learning
 
-            run_learning(learning_runs, progress=tick)
+            run_learning(learning_runs, progress=tick, jobs=args.learning_jobs)
             learning = collect_learning(learning_runs)
     finally:
         if bar is not None:

@@ -16,9 +16,11 @@ itself never loads a model; each run takes minutes on CPU.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,16 +45,20 @@ class LearningEnv:
     max_new_tokens: int
     warmup_steps: int
     """Behaviour-cloning steps of the warm start (chosen so the warm policy succeeds about half the time)."""
+    warmup_episodes: int
+    """Oracle demonstrations of the warm start."""
+    steps: int
+    """RL steps of every run (the same for every scheme)."""
     train: dict[str, Any] = field(default_factory=dict)
     """Further ``rlvr train`` settings of every run (flag name without dashes -> value)."""
 
 
 LEARNING_ENVS: dict[str, LearningEnv] = {
     "rlvr/GuessNumber-v0": LearningEnv({"low": 1, "high": 4}, ("format", "tool_validity", "progress"),
-                                       max_new_tokens=32, warmup_steps=4),
+                                       max_new_tokens=32, warmup_steps=6, warmup_episodes=16, steps=8),
     "rlvr/DeepSearch-v0": LearningEnv({"hops": 1}, ("format", "tool_validity", "evidence", "repeat_query",
                                                     "tool_error", "em", "f1", "rubric"),
-                                      max_new_tokens=64, warmup_steps=4),
+                                      max_new_tokens=64, warmup_steps=4, warmup_episodes=8, steps=3),
 }
 """Environments of the learning runs and their difficulty (GuessNumber 1-4, DeepSearch 1-hop)."""
 
@@ -94,14 +100,14 @@ class LearningRun:
     eval_every: int = 0
 
 
-def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int], *, steps: int = 8,
+def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int], *, steps: int | None = None,
                   warmup_steps: int | None = None, eval_episodes: int = 8, eval_every: int = 2, group_size: int = 4,
-                  tasks_per_step: int = 2, lr: float = 3e-5, envs: Sequence[str] = tuple(LEARNING_ENVS),
+                  tasks_per_step: int = 2, lr: float = 5e-5, envs: Sequence[str] = tuple(LEARNING_ENVS),
                   model: str = "smollm2") -> list[LearningRun]:
     """The runs of the learning benchmark: every (environment, scheme, seed), the same budget for all.
 
-    ``warmup_steps`` overrides each environment's warm start; ``eval_every`` evaluates the held-out
-    episodes every that many steps (the learning curve)."""
+    ``steps`` and ``warmup_steps`` override each environment's RL steps and warm start; ``eval_every``
+    evaluates the held-out episodes every that many steps (the learning curve)."""
     unknown = [s for s in schemes if s not in LEARNING_SCHEMES]
     if unknown:
         raise ConfigError(f"no learning configuration for schemes {unknown}; available: {list(LEARNING_SCHEMES)}")
@@ -114,9 +120,10 @@ def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int],
         for scheme in schemes:
             for seed in seeds:
                 folder = Path(out) / "learning" / env_id.split("/")[1] / scheme / f"seed{seed}"
-                args = (env_id, "--model", model, "--seed", str(seed), "--steps", str(steps),
+                args = (env_id, "--model", model, "--seed", str(seed), "--steps", str(steps or env.steps),
                         "--warmup-sft-steps", str(env.warmup_steps if warmup_steps is None else warmup_steps),
-                        "--warmup-sft-lr", "3e-5", "--lr", str(lr), "--max-new-tokens", str(env.max_new_tokens),
+                        "--warmup-sft-episodes", str(env.warmup_episodes), "--warmup-sft-lr", "3e-5",
+                        "--no-eval-base", "--lr", str(lr), "--max-new-tokens", str(env.max_new_tokens),
                         "--eval-episodes", str(eval_episodes), "--eval-every", str(eval_every),
                         "--group-size", str(group_size), "--tasks-per-step", str(tasks_per_step),
                         "--env-kwargs", json.dumps(env.kwargs), "--output-dir", str(folder),
@@ -127,22 +134,52 @@ def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int],
     return runs
 
 
-def _subprocess_runner(run: LearningRun) -> None:
-    proc = subprocess.run([sys.executable, "-m", "rlvr", "train", *run.args], capture_output=True, text=True)
+def _subprocess_runner(run: LearningRun, threads: int | None = None) -> None:
+    env = dict(os.environ)
+    if threads is not None:  # parallel runs share the cores: one intra-op pool each, no oversubscription
+        env["OMP_NUM_THREADS"] = str(threads)
+    run.out.mkdir(parents=True, exist_ok=True)
+    with open(run.out / "train.log", "w", encoding="utf-8") as log:
+        proc = subprocess.run([sys.executable, "-m", "rlvr", "train", *run.args], stdout=log,
+                              stderr=subprocess.STDOUT, text=True, env=env)
     if proc.returncode != 0:
-        raise ConfigError(f"rlvr train failed for {run.env} / {run.scheme} / seed {run.seed} (exit {proc.returncode}): "
-                          f"{proc.stderr.strip()[-600:]}")
+        tail = (run.out / "train.log").read_text(encoding="utf-8", errors="replace").strip()[-600:]
+        raise ConfigError(f"rlvr train failed for {run.env} / {run.scheme} / seed {run.seed} (exit {proc.returncode}; "
+                          f"log in {run.out / 'train.log'}): {tail}")
 
 
 def run_learning(runs: Sequence[LearningRun], runner: Callable[[LearningRun], None] | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
-    """Execute the planned runs one after the other (``runner`` defaults to a ``rlvr train`` subprocess);
-    a run whose folder already holds its final evaluation is not run again (an interrupted benchmark resumes)."""
+                 progress: Callable[[str], None] | None = None, jobs: int = 1) -> None:
+    """Execute the planned runs (``runner`` defaults to a ``rlvr train`` subprocess logging to the run's
+    ``train.log``), ``jobs`` at a time (each subprocess then gets ``cores // jobs`` threads); a run whose
+    folder already holds its final evaluation is not run again (an interrupted benchmark resumes)."""
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    todo = [r for r in runs if not (r.out / "eval_after" / "trajectories.jsonl").is_file()]
     for run in runs:
-        if not (run.out / "eval_after" / "trajectories.jsonl").is_file():
-            (runner or _subprocess_runner)(run)
-        if progress:
-            progress(f"learning/{run.env}/{run.scheme}/seed{run.seed}")
+        if run not in todo and progress:
+            progress(f"learning/{run.env}/{run.scheme}/seed{run.seed} (done before)")
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+
+    def one(run: LearningRun) -> LearningRun:
+        if runner is not None:
+            runner(run)
+        else:
+            _subprocess_runner(run, threads)
+        return run
+
+    if jobs == 1:
+        done = map(one, todo)
+    else:
+        pool = ThreadPoolExecutor(jobs)
+        done = (f.result() for f in as_completed([pool.submit(one, r) for r in todo]))
+    try:
+        for run in done:
+            if progress:
+                progress(f"learning/{run.env}/{run.scheme}/seed{run.seed}")
+    finally:
+        if jobs > 1:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _held_out(folder: Path) -> float | None:

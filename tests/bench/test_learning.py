@@ -27,9 +27,10 @@ def test_plan_parses_as_train_configs(tmp_path):
     assert cfg["igpo"].reward_weights == cfg["outcome"].reward_weights and cfg["grpo"].reward_weights == {}
     # every scheme of a seed starts from the same warm start and is evaluated on the same held-out episodes
     assert len({(c.warmup_sft_steps, c.warmup_sft_lr, c.seed, c.eval_episodes, c.eval_every) for c in cfg.values()}) == 1
-    assert cfg["grpo"].warmup_sft_steps == 4 and cfg["grpo"].eval_every == 2
+    assert cfg["grpo"].warmup_sft_steps == 6 and cfg["grpo"].warmup_sft_episodes == 16
+    assert cfg["grpo"].eval_every == 2 and not cfg["grpo"].eval_base  # the warm start is the baseline
     ds = [TrainConfig.from_args(list(r.args)) for r in runs if r.env == "rlvr/DeepSearch-v0" and r.scheme == "outcome"]
-    assert ds[0].env_kwargs == {"hops": 1} and ds[0].reward_weights["evidence"] == 0.0
+    assert ds[0].env_kwargs == {"hops": 1} and ds[0].reward_weights["evidence"] == 0.0 and ds[0].steps == 3
     assert "outcome" not in ds[0].reward_weights
     with pytest.raises(ConfigError, match="no learning configuration"):
         plan_learning(tmp_path, ["carr"], [0])
@@ -107,7 +108,7 @@ def test_cli_learning_quick_plans_one_guessnumber_seed_per_scheme(tmp_path, monk
 
     planned = []
 
-    def runner(run):
+    def runner(run, threads=None):
         planned.append(TrainConfig.from_args(list(run.args)))
         _fake_runner(run)
 
@@ -120,3 +121,27 @@ def test_cli_learning_quick_plans_one_guessnumber_seed_per_scheme(tmp_path, monk
     assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--learning-schemes", "carr", "--quiet",
                  "--out", str(tmp_path / "c")]) == 2
     assert "unknown --learning-schemes ['carr']" in capsys.readouterr().err
+
+
+def test_parallel_jobs_run_every_planned_run_once(tmp_path):
+    runs = plan_learning(tmp_path, ["outcome", "igpo"], [0, 1, 2], envs=["rlvr/GuessNumber-v0"], steps=3)
+    seen = []
+    run_learning(runs, runner=_fake_runner, progress=seen.append, jobs=2)
+    assert sorted(seen) == sorted(f"learning/{r.env}/{r.scheme}/seed{r.seed}" for r in runs)
+    assert len(collect_learning(runs)["rows"]) == 2
+    with pytest.raises(ConfigError, match="jobs must be >= 1"):
+        run_learning(runs, runner=_fake_runner, jobs=0)
+
+
+def test_cli_learning_envs_select_and_unknown_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    import rlvr.bench.learning as L
+    from rlvr.cli import main
+
+    planned = []
+    monkeypatch.setattr(L, "_subprocess_runner", lambda run, threads=None: (planned.append(run), _fake_runner(run)))
+    assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--learning-envs", "GuessNumber-v0",
+                 "--seeds", "0", "--learning-jobs", "1", "--quiet", "--out", str(tmp_path / "b")]) == 0
+    assert {(r.env, r.scheme) for r in planned} == {("rlvr/GuessNumber-v0", "outcome"), ("rlvr/GuessNumber-v0", "igpo")}
+    assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--learning-envs", "ToolCall-v0",
+                 "--quiet", "--out", str(tmp_path / "c")]) == 2
+    assert "no learning configuration for 'rlvr/ToolCall-v0'" in capsys.readouterr().err

@@ -75,6 +75,8 @@ class TrainConfig:
     """Rollouts per task: the group advantages are normalised over."""
     eval_episodes: int = 0
     """Greedy evaluation episodes on held-out seeds before the first and after the last step (0: none)."""
+    eval_base: bool = True
+    """Evaluate the initial policy too (before the warm start), not only after it."""
     eval_every: int = 0
     """Also evaluate (the same held-out episodes) every this many steps, logged as ``eval/*`` in that step's
     metrics: a learning curve (0: only before and after)."""

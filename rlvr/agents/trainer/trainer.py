@@ -212,7 +212,7 @@ def _warm_start(config: TrainConfig, model: Any, tokenizer: Any, env_kwargs: dic
                 autocast: Callable, device: torch.device, say: Callable[[str], None]) -> None:
     """Evaluate, then behaviour-clone the oracle (``warmup_sft_steps``) and evaluate again: a fresh run only."""
     out = Path(config.output_dir)
-    if config.eval_episodes:
+    if config.eval_episodes and (config.eval_base or not config.warmup_sft_steps):
         result.eval_before = evaluate(model, tokenizer, config, env_kwargs, out / "eval_before", autocast)
         say(f"eval before: {result.eval_before}")
     if not config.warmup_sft_steps:
