@@ -101,7 +101,7 @@ class LearningRun:
 
 
 def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int], *, steps: int | None = None,
-                  warmup_steps: int | None = None, eval_episodes: int = 8, eval_every: int = 2, group_size: int = 4,
+                  warmup_steps: int | None = None, eval_episodes: int = 8, eval_every: int = 2, group_size: int = 8,
                   tasks_per_step: int = 2, lr: float = 5e-5, envs: Sequence[str] = tuple(LEARNING_ENVS),
                   model: str = "smollm2") -> list[LearningRun]:
     """The runs of the learning benchmark: every (environment, scheme, seed), the same budget for all.

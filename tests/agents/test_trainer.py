@@ -199,9 +199,20 @@ def test_vllm_backend_without_vllm_says_how_to_fix():
 def test_demo_summary_table_and_run(tmp_path, tok, capsys):
     from rlvr.agents.trainer.demo import demo_config, demo_main, summary_table
 
+    from rlvr.agents.trainer.config import TrainConfig as TC
+    from rlvr.bench.learning import plan_learning
+
     cfg = demo_config(str(tmp_path / "d"))
     assert cfg.env == "rlvr/GuessNumber-v0" and cfg.eval_episodes > 0 and cfg.device == "cpu"
-    assert cfg.warmup_sft_steps > 0
+    assert cfg.warmup_sft_steps > 0 and cfg.eval_base and cfg.output_dir == str(tmp_path / "d")
+    # the demo is the learning benchmark's seed-0 GuessNumber run of its scheme, evaluated the same way
+    from rlvr.agents.trainer.demo import DEMO_SCHEME
+
+    bench = TC.from_args(list(plan_learning(tmp_path, [DEMO_SCHEME], [0], envs=["rlvr/GuessNumber-v0"])[0].args))
+    same = ("env_kwargs", "seed", "steps", "lr", "advantage", "reward", "reward_weights", "warmup_sft_steps",
+            "warmup_sft_episodes", "warmup_sft_lr", "group_size", "tasks_per_step", "max_new_tokens", "eval_episodes",
+            "temperature")
+    assert {k: getattr(cfg, k) for k in same} == {k: getattr(bench, k) for k in same}
     table = summary_table([("base", {"episodes": 4, "mean_reward": 0.25, "components": {"outcome": 0.25}}),
                            ("after", {"episodes": 4, "mean_reward": 0.5, "components": {"outcome": 0.5}})])
     assert "| metric | base | after |" in table

@@ -34,3 +34,14 @@ def test_eval_every_logs_a_held_out_curve(tmp_path):
 def test_eval_every_must_not_be_negative():
     with pytest.raises(ConfigError, match="eval_every"):
         TrainConfig(eval_every=-1)
+
+
+def test_runs_of_different_seeds_clone_disjoint_demonstrations():
+    from rlvr.agents.trainer.trainer import demonstration_seed
+
+    spans = []
+    for seed in range(4):
+        cfg = TrainConfig(seed=seed, warmup_sft_episodes=16)
+        first = demonstration_seed(cfg)
+        spans.append(set(range(first, first + cfg.warmup_sft_episodes)))
+    assert all(not (a & b) for i, a in enumerate(spans) for b in spans[i + 1:])

@@ -18,28 +18,33 @@ from typing import Any
 
 from rlvr.errors import RLVRError
 
-__all__ = ["demo_main", "demo_config", "summary_table"]
+__all__ = ["DEMO_SCHEME", "demo_main", "demo_config", "summary_table"]
 
 
-def demo_config(output_dir: str = "runs/demo", steps: int = 3, **overrides: Any):
-    """The demo's :class:`~rlvr.agents.trainer.config.TrainConfig`: GuessNumber over 1..4, a short
-    behaviour-cloning warm start on 8 oracle episodes (so the 135M model produces tool calls and its
-    rollouts earn different rewards), then ``steps`` GRPO steps of 2 tasks x 4 rollouts with
-    dual-level (MatchTIR) advantages; 4 greedy evaluation episodes at each stage. Full fine-tuning in
-    less memory: activation checkpointing, AdamW with bfloat16 moments, the log-softmax over the
-    vocabulary in chunks of 64 tokens, and :func:`~rlvr.agents.trainer.memory.return_freed_memory`
-    (a peak resident set of about 2.6 GB on CPU)."""
+DEMO_SCHEME = "dual"
+"""The reward scheme of the demo's RL phase (a scheme of :data:`rlvr.bench.learning.LEARNING_SCHEMES`)."""
+
+
+def demo_config(output_dir: str = "runs/demo", steps: int | None = None, scheme: str = DEMO_SCHEME,
+                **overrides: Any):
+    """The demo's :class:`~rlvr.agents.trainer.config.TrainConfig`: the learning benchmark's GuessNumber run
+    (``rlvr bench rewards --learning``, seed 0) of ``scheme``: GuessNumber over 1..4, a behaviour-cloning
+    warm start on 16 oracle episodes, then GRPO steps of 2 tasks x 4 rollouts; greedy evaluation of 8
+    held-out episodes before and after the warm start and after RL. Full fine-tuning in little memory:
+    activation checkpointing, AdamW with bfloat16 moments, the log-softmax over the vocabulary in chunks
+    of 64 tokens, shared-prefix packing and :func:`~rlvr.agents.trainer.memory.return_freed_memory`.
+    ``steps``: RL steps (default: the benchmark's)."""
+    import dataclasses
+
     from rlvr.agents.trainer.config import TrainConfig
+    from rlvr.bench.learning import plan_learning
 
-    settings: dict[str, Any] = dict(
-        env="rlvr/GuessNumber-v0", env_kwargs={"low": 1, "high": 4}, model="smollm2",
-        steps=steps, tasks_per_step=2, group_size=4, max_new_tokens=32, temperature=1.0, lr=1e-5,
-        advantage="dual", eval_episodes=4, micro_batch_size=4, output_dir=output_dir, device="cpu",
-        warmup_sft_steps=4, warmup_sft_episodes=8, warmup_sft_lr=3e-5,
-        gradient_checkpointing=True, optimizer="adamw_bf16", logit_chunk_tokens=64,
-    )
+    run = plan_learning(output_dir, [scheme], [0], envs=["rlvr/GuessNumber-v0"], steps=steps)[0]
+    config = TrainConfig.from_args(list(run.args))
+    settings: dict[str, Any] = dict(output_dir=output_dir, eval_base=True, eval_every=0, plot=True,
+                                    report_to=TrainConfig().report_to)
     settings.update(overrides)
-    return TrainConfig(**settings)
+    return dataclasses.replace(config, **settings)
 
 
 def summary_table(columns: list[tuple[str, dict[str, Any] | None]]) -> str:
@@ -67,9 +72,12 @@ def demo_main(argv: list[str] | None = None) -> int:
     the summary table."""
     ap = argparse.ArgumentParser(prog="rlvr demo", description=__doc__.splitlines()[0])
     ap.add_argument("--output-dir", default="runs/demo")
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=None, help="RL steps (default: the learning benchmark's, 8)")
     ap.add_argument("--model", default="smollm2")
-    ap.add_argument("--warmup-steps", type=int, default=4, help="behaviour-cloning steps before RL (0: none)")
+    ap.add_argument("--warmup-steps", type=int, default=None,
+                    help="behaviour-cloning steps before RL (default: the learning benchmark's, 6; 0: none)")
+    ap.add_argument("--scheme", default=DEMO_SCHEME, help="reward scheme of the RL phase (rlvr bench rewards "
+                    "--learning's names: outcome grpo turn dual gigpo igpo gra)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     try:
@@ -77,7 +85,8 @@ def demo_main(argv: list[str] | None = None) -> int:
         from rlvr.agents.trainer.trainer import train
 
         return_freed_memory()  # the resident set tracks the live tensors (no heap fragmentation)
-        config = demo_config(args.output_dir, args.steps, model=args.model, warmup_sft_steps=args.warmup_steps)
+        extra = {} if args.warmup_steps is None else {"warmup_sft_steps": args.warmup_steps}
+        config = demo_config(args.output_dir, args.steps, args.scheme, model=args.model, **extra)
         print(f"demo: {config.model} on {config.env} {config.env_kwargs}: evaluate, warm start "
               f"({config.warmup_sft_steps} behaviour-cloning steps), evaluate, {config.steps} GRPO steps "
               f"({config.tasks_per_step} tasks x {config.group_size} rollouts, {config.advantage}), evaluate",
@@ -95,6 +104,12 @@ def demo_main(argv: list[str] | None = None) -> int:
     out = Path(config.output_dir)
     last = result.metrics[-1] if result.metrics else {}
     note = ""
+    warm, after = (result.eval_warmup or result.eval_before or {}), (result.eval_after or {})
+    if "success_rate" in warm and "success_rate" in after:
+        verdict = ("above" if after["success_rate"] > warm["success_rate"]
+                   else "equal to" if after["success_rate"] == warm["success_rate"] else "below")
+        note += (f"Held-out success after RL: {after['success_rate']:.3f}, {verdict} the "
+                 f"{'warm start' if result.eval_warmup else 'base model'}'s {warm['success_rate']:.3f}.\n\n")
     if result.metrics and all(m.get("adv/zero_group_frac") == 1.0 for m in result.metrics):
         note = ("Every group's rollouts earned the same reward, so every advantage was zero and the weights did "
                 "not move (adv/zero_group_frac = 1). More steps, larger groups, a (shorter) warm start or a "
@@ -102,7 +117,7 @@ def demo_main(argv: list[str] | None = None) -> int:
     text = (f"# rlvr demo\n\n{config.model} on {config.env} {json.dumps(config.env_kwargs)}: "
             f"{config.warmup_sft_steps} behaviour-cloning steps on {config.warmup_sft_episodes} oracle episodes, "
             f"then {config.steps} GRPO steps ({config.tasks_per_step} tasks x {config.group_size} rollouts, "
-            f"{config.advantage} advantages); greedy evaluation on {config.eval_episodes} held-out tasks at each "
+            f"scheme {args.scheme}: {config.reward} reward, {config.advantage} advantages); greedy evaluation on {config.eval_episodes} held-out tasks at each "
             f"stage.\n\n{table}\n\n"
             f"Training: last step reward {last.get('reward/mean', float('nan')):+.3f}, "
             f"rollout {last.get('perf/rollout_tok_s', 0):.0f} tokens/s, update {last.get('perf/update_tok_s', 0):.0f} "

@@ -50,7 +50,7 @@ from rlvr.errors import ConfigError, RLVRError
 from rlvr.rewards.info_gain import InformationGain
 
 __all__ = ["Run", "TrainResult", "setup", "train", "train_main", "ppo_update", "first_prediction", "task_seeds",
-           "EVAL_SEED_OFFSET"]
+           "demonstration_seed", "EVAL_SEED_OFFSET"]
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation tasks use seeds far from the training ones
 
@@ -72,6 +72,12 @@ def task_seeds(config: TrainConfig, step: int) -> list[int]:
     """Seeds of the tasks of ``step``, each repeated ``group_size`` times (one group per task)."""
     base = config.seed * 7919 + step * config.tasks_per_step
     return [base + p for p in range(config.tasks_per_step) for _ in range(config.group_size)]
+
+
+def demonstration_seed(config: TrainConfig) -> int:
+    """First seed of the warm start's oracle episodes (they use ``warmup_sft_episodes`` consecutive seeds):
+    runs of different seeds clone disjoint demonstrations, far from training and evaluation seeds."""
+    return SFT_SEED_OFFSET + config.seed * config.warmup_sft_episodes
 
 
 def collect_groups(config: TrainConfig, agent: Any, seeds: list[int], env_kwargs: dict[str, Any],
@@ -218,7 +224,7 @@ def _warm_start(config: TrainConfig, model: Any, tokenizer: Any, env_kwargs: dic
     if not config.warmup_sft_steps:
         return
     demos = demonstration_sequences(config.env, env_kwargs, tokenizer, config.warmup_sft_episodes,
-                                    SFT_SEED_OFFSET + config.seed)
+                                    demonstration_seed(config))
     losses = sft_warmup(model, demos, steps=config.warmup_sft_steps, lr=config.warmup_sft_lr,
                         pad_id=tokenizer.pad_token_id, device=device, autocast=autocast,
                         micro_batch_size=config.micro_batch_size, max_grad_norm=config.max_grad_norm,
