@@ -10,6 +10,9 @@ import json
 import pytest
 
 from rlvr.agents.trainer.config import Advantage, RewardScheme, TrainConfig
+# imported here, not in the runner: parallel runs call it from threads (CPython 3.11 < 3.11.8 can fail
+# compiling modules in several threads at once)
+from rlvr.agents.trajectory import Trajectory, TrajectoryWriter, Turn
 from rlvr.bench.learning import collect_learning, learned, plan_learning, run_learning
 from rlvr.bench.report import check_claims
 from rlvr.errors import ConfigError
@@ -45,8 +48,6 @@ def test_learned_reads_the_gain_interval():
 def _fake_runner(run):
     """Writes what a finished run leaves: metrics.jsonl and held-out trajectories after the warm start, at the
     periodic evaluations and after RL."""
-    from rlvr.agents.trajectory import Trajectory, TrajectoryWriter, Turn
-
     run.out.mkdir(parents=True)
     zero = 0.75 if run.scheme == "outcome" else 0.25
     (run.out / "metrics.jsonl").write_text("".join(
