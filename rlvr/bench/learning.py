@@ -49,6 +49,8 @@ class LearningEnv:
     """Oracle demonstrations of the warm start."""
     steps: int
     """RL steps of every run (the same for every scheme)."""
+    group_size: int = 8
+    """Rollouts per task."""
     train: dict[str, Any] = field(default_factory=dict)
     """Further ``rlvr train`` settings of every run (flag name without dashes -> value)."""
 
@@ -58,7 +60,7 @@ LEARNING_ENVS: dict[str, LearningEnv] = {
                                        max_new_tokens=32, warmup_steps=6, warmup_episodes=16, steps=8),
     "rlvr/DeepSearch-v0": LearningEnv({"hops": 1}, ("format", "tool_validity", "evidence", "repeat_query",
                                                     "tool_error", "em", "f1", "rubric"),
-                                      max_new_tokens=64, warmup_steps=4, warmup_episodes=8, steps=3),
+                                      max_new_tokens=64, warmup_steps=4, warmup_episodes=8, steps=3, group_size=4),
 }
 """Environments of the learning runs and their difficulty (GuessNumber 1-4, DeepSearch 1-hop)."""
 
@@ -101,12 +103,12 @@ class LearningRun:
 
 
 def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int], *, steps: int | None = None,
-                  warmup_steps: int | None = None, eval_episodes: int = 8, eval_every: int = 2, group_size: int = 8,
+                  warmup_steps: int | None = None, eval_episodes: int = 8, eval_every: int = 2, group_size: int | None = None,
                   tasks_per_step: int = 2, lr: float = 5e-5, envs: Sequence[str] = tuple(LEARNING_ENVS),
                   model: str = "smollm2") -> list[LearningRun]:
     """The runs of the learning benchmark: every (environment, scheme, seed), the same budget for all.
 
-    ``steps`` and ``warmup_steps`` override each environment's RL steps and warm start; ``eval_every``
+    ``steps``, ``warmup_steps`` and ``group_size`` override each environment's; ``eval_every``
     evaluates the held-out episodes every that many steps (the learning curve)."""
     unknown = [s for s in schemes if s not in LEARNING_SCHEMES]
     if unknown:
@@ -125,7 +127,7 @@ def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int],
                         "--warmup-sft-episodes", str(env.warmup_episodes), "--warmup-sft-lr", "3e-5",
                         "--no-eval-base", "--lr", str(lr), "--max-new-tokens", str(env.max_new_tokens),
                         "--eval-episodes", str(eval_episodes), "--eval-every", str(eval_every),
-                        "--group-size", str(group_size), "--tasks-per-step", str(tasks_per_step),
+                        "--group-size", str(group_size or env.group_size), "--tasks-per-step", str(tasks_per_step),
                         "--env-kwargs", json.dumps(env.kwargs), "--output-dir", str(folder),
                         "--report-to", "none", "--no-plot", "--device", "cpu",
                         "--gradient-checkpointing", "--optimizer", "adamw_bf16", "--logit-chunk-tokens", "64",
