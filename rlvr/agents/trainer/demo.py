@@ -18,14 +18,16 @@ from typing import Any
 
 from rlvr.errors import RLVRError
 
-__all__ = ["DEMO_SCHEME", "demo_main", "demo_config", "summary_table"]
+__all__ = ["DEMO_SCHEME", "DEMO_STEPS", "demo_main", "demo_config", "summary_table"]
 
 
 DEMO_SCHEME = "dual"
 """The reward scheme of the demo's RL phase (a scheme of :data:`rlvr.bench.learning.LEARNING_SCHEMES`)."""
+DEMO_STEPS = 4
+"""RL steps of the demo: the first 4 of the benchmark run (which evaluates its held-out episodes at step 4)."""
 
 
-def demo_config(output_dir: str = "runs/demo", steps: int | None = None, scheme: str = DEMO_SCHEME,
+def demo_config(output_dir: str = "runs/demo", steps: int | None = DEMO_STEPS, scheme: str = DEMO_SCHEME,
                 **overrides: Any):
     """The demo's :class:`~rlvr.agents.trainer.config.TrainConfig`: the learning benchmark's GuessNumber run
     (``rlvr bench rewards --learning``, seed 0) of ``scheme``: GuessNumber over 1..4, a behaviour-cloning
@@ -33,7 +35,7 @@ def demo_config(output_dir: str = "runs/demo", steps: int | None = None, scheme:
     held-out episodes before and after the warm start and after RL. Full fine-tuning in little memory:
     activation checkpointing, AdamW with bfloat16 moments, the log-softmax over the vocabulary in chunks
     of 64 tokens, shared-prefix packing and :func:`~rlvr.agents.trainer.memory.return_freed_memory`.
-    ``steps``: RL steps (default: the benchmark's)."""
+    ``steps``: RL steps (:data:`DEMO_STEPS`; None: the benchmark's 8)."""
     import dataclasses
 
     from rlvr.agents.trainer.config import TrainConfig
@@ -72,7 +74,8 @@ def demo_main(argv: list[str] | None = None) -> int:
     the summary table."""
     ap = argparse.ArgumentParser(prog="rlvr demo", description=__doc__.splitlines()[0])
     ap.add_argument("--output-dir", default="runs/demo")
-    ap.add_argument("--steps", type=int, default=None, help="RL steps (default: the learning benchmark's, 8)")
+    ap.add_argument("--steps", type=int, default=DEMO_STEPS,
+                    help="RL steps (the learning benchmark runs 8 and evaluates at 2, 4, 6 and 8)")
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--warmup-steps", type=int, default=None,
                     help="behaviour-cloning steps before RL (default: the learning benchmark's, 6; 0: none)")
