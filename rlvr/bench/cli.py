@@ -191,6 +191,9 @@ def run(args: argparse.Namespace) -> int:
     claims = report.check_claims(credit, exploits, learning)
     meta = {"schemes": schemes, "seeds": seeds, "tasks": tasks, "envs": envs, "quick": args.quick,
             "steps": steps, "wall_s": round(time.perf_counter() - t0, 1)}
+    if learning_runs:  # the learning runs' own seeds and plan (they differ from the microbenchmark's)
+        meta["learning"] = {"seeds": sorted({r.seed for r in learning_runs}), "envs": sorted({r.env for r in learning_runs}),
+                            "schemes": list(dict.fromkeys(r.scheme for r in learning_runs)), "runs": len(learning_runs)}
     results = report.write_outputs(out, credit, exploits, claims, meta, learning)
     print(report.summary(results))
     print(f"\nwrote {out / 'report.md'}, CSV, {out / 'results.json'}"
