@@ -64,3 +64,31 @@ def answer_policy(tokenizer, answers=("1", "2"), seed: int = 0, sharpness: float
             for n in nxt:
                 head[n, k] = sharpness / hidden**0.5
     return model.eval()
+
+
+def reference_decode(model, prompt, n, generator, temperature=1.0, top_p=1.0, eos=None):
+    """Uncached decoding, the reference of the decoding engine's tests: a full forward pass over the whole
+    sequence for every token, batch of one; stops after ``eos``. Returns the tokens and their log-probs."""
+    from rlvr.agents.decoding import choose_tokens
+
+    ids, comp, lps = list(prompt), [], []
+    for _ in range(n):
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[:, -1]
+        t, lp = choose_tokens(logits, [generator], temperature, top_p)
+        comp.append(int(t))
+        lps.append(float(lp))
+        ids.append(int(t))
+        if int(t) == eos:
+            break
+    return comp, lps
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread is faster than several (and not slowed by a busy machine). Autouse in
+    every test module that imports it."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from _trainer_helpers import smollm2_tokenizer, tiny_llama  # noqa: E402
+from _trainer_helpers import one_thread, reference_decode, smollm2_tokenizer, tiny_llama  # noqa: E402,F401
 
 from rlvr.agents.decoding import DecodeEngine, choose_tokens, supports  # noqa: E402
 from rlvr.agents.hf import HFAgent  # noqa: E402
@@ -20,15 +20,6 @@ from rlvr.agents.rollout import rollout  # noqa: E402
 from rlvr.agents.trainer.backends import TokenExactHFAgent  # noqa: E402
 from rlvr.envs import AgentEnv  # noqa: E402
 from rlvr.errors import ConfigError  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is faster than several (and not slowed by a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +60,7 @@ class _Chat(AgentEnv):
 
 
 def _reference(model, prompt, n, generator, temperature, top_p, eos):
-    """Uncached decoding: a full forward pass over the whole sequence for every token, batch of one."""
-    ids, comp, lps = list(prompt), [], []
-    for _ in range(n):
-        with torch.no_grad():
-            logits = model(torch.tensor([ids])).logits[:, -1]
-        t, lp = choose_tokens(logits, [generator], temperature, top_p)
-        comp.append(int(t))
-        lps.append(float(lp))
-        ids.append(int(t))
-        if int(t) == eos:
-            break
-    return comp, lps
+    return reference_decode(model, prompt, n, generator, temperature, top_p, eos)
 
 
 def test_choose_tokens_draws_as_multinomial():

@@ -11,9 +11,9 @@ pytest.importorskip("transformers")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from _trainer_helpers import smollm2_tokenizer, tiny_llama  # noqa: E402
+from _trainer_helpers import one_thread, reference_decode, smollm2_tokenizer, tiny_llama  # noqa: E402,F401
 
-from rlvr.agents.decoding import DecodeEngine, choose_tokens, common_prefix  # noqa: E402
+from rlvr.agents.decoding import DecodeEngine, common_prefix  # noqa: E402
 from rlvr.agents.rollout import rollout  # noqa: E402
 from rlvr.agents.trainer.backends import HFBackend, TokenExactHFAgent  # noqa: E402
 from rlvr.agents.trainer.optim import make_optimizer  # noqa: E402
@@ -21,15 +21,6 @@ from rlvr.envs import AgentEnv  # noqa: E402
 from rlvr.errors import ConfigError  # noqa: E402
 
 EOS = 1
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is faster than several (and not slowed by a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _small(seed: int = 0):
@@ -57,18 +48,7 @@ def _gen(seed):
 
 
 def _reference(model, prompt, n, generator, temperature=1.0, top_p=1.0):
-    """Uncached decoding: a full forward over the whole sequence for every token, batch of one."""
-    ids, comp, lps = list(prompt), [], []
-    for _ in range(n):
-        with torch.no_grad():
-            logits = model(torch.tensor([ids])).logits[:, -1]
-        t, lp = choose_tokens(logits, [generator], temperature, top_p)
-        comp.append(int(t))
-        lps.append(float(lp))
-        ids.append(int(t))
-        if int(t) == EOS:
-            break
-    return comp, lps
+    return reference_decode(model, prompt, n, generator, temperature, top_p, EOS)
 
 
 def _engine(model, **kw):
