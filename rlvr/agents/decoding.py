@@ -55,6 +55,7 @@ from typing import Any, Hashable, Sequence
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
+from rlvr.agents.trajectory import common_prefix
 from rlvr.errors import ConfigError
 
 __all__ = ["DecodeEngine", "Finished", "choose_tokens", "supports"]
@@ -131,17 +132,6 @@ class _Stored:
     ids: list[int]  # the tokens whose keys and values are cached
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer, [kv_heads, len(ids), head_dim]
     first: int = 0  # tokens of the conversation's first prompt
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:
-    """The length of the longest common prefix of ``a`` and ``b``, at most ``limit``."""
-    limit = min(limit, len(a), len(b))
-    n, chunk = 0, 64
-    while n + chunk <= limit and a[n : n + chunk] == b[n : n + chunk]:
-        n += chunk
-    while n < limit and a[n] == b[n]:
-        n += 1
-    return n
 
 
 class _BufferLayer(CacheLayerMixin):

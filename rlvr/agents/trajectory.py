@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,7 +22,7 @@ from rlvr._jsonl import read_jsonl_located
 from rlvr.errors import ConfigError
 
 __all__ = ["FORMAT_VERSION", "Turn", "Trajectory", "ReproRecord", "TrajectoryWriter", "read_trajectories", "text_hash",
-           "plain"]
+           "plain", "common_prefix"]
 
 
 def text_hash(text: str | None) -> str | None:
@@ -175,7 +176,7 @@ class Trajectory:
         for raw, turn in zip(self.turns, d["turns"]):
             prompt = raw.prompt_ids
             if prompt is not None:
-                shared = _common_prefix(previous, prompt) if previous is not None else 0
+                shared = common_prefix(previous, prompt) if previous is not None else 0
                 turn["prompt_prefix"] = shared
                 turn["prompt_ids"] = list(prompt[shared:])
             previous = None if prompt is None or raw.completion_ids is None else [*prompt, *raw.completion_ids]
@@ -217,14 +218,16 @@ FORMAT_VERSION = 2
 prompts in every turn; 2: ``format_version``, and prompts as ``prompt_prefix`` plus the new tokens."""
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:  # the usual case: this prompt extends the previous turn's sequence
-        return n
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+def common_prefix(a: Sequence[int], b: Sequence[int], limit: int | None = None) -> int:
+    """The length of the longest common prefix of token lists ``a`` and ``b`` (at most ``limit``), compared
+    64 tokens at a time."""
+    limit = min(len(a), len(b)) if limit is None else min(limit, len(a), len(b))
+    n, chunk = 0, 64
+    while n + chunk <= limit and a[n : n + chunk] == b[n : n + chunk]:
+        n += chunk
+    while n < limit and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def _json_default(o: Any) -> Any:

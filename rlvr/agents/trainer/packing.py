@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rlvr.agents.trajectory import common_prefix
 from rlvr.errors import ConfigError
 
 __all__ = ["MIN_SHARED_PREFIX", "PackPlan", "common_prefix_length", "forward_stats", "packed_inputs", "plan_pack",
@@ -75,11 +76,9 @@ def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     """Length of the longest token prefix all ``rows`` share (0 for no rows)."""
     if not rows:
         return 0
-    first, n = rows[0], min(len(r) for r in rows)
-    for k in range(n):
-        tok = first[k]
-        if any(r[k] != tok for r in rows[1:]):
-            return k
+    n = len(rows[0])
+    for r in rows[1:]:
+        n = common_prefix(rows[0], r, n)
     return n
 
 
