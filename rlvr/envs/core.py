@@ -406,46 +406,58 @@ class AgentEnv(gym.Env[list, str]):
         messages, info = self._reset_task(dict(options or {}))
         if "task_id" not in info:
             raise ConfigError(f"{type(self).__name__}._reset_task must put 'task_id' in info")
-        self.messages = [dict(m) for m in messages]
+        self.messages = list(map(dict, messages))
         self.turn = 0
         self._done = False
         self._end_requested = False
         self._started = time.monotonic()
         self.episode_components = []
-        return [dict(m) for m in messages], info
+        return list(map(dict, messages)), info
 
     def step(self, action: str) -> tuple[list[Message], float, bool, bool, dict[str, Any]]:
         if self._done:
             raise EpisodeStateError("the episode has ended (or never started); call reset() before step()")
-        if not isinstance(action, str):
+        if type(action) is not str and not isinstance(action, str):
             raise TypeError(f"action must be the assistant's text (str), got {type(action).__name__}")
         self.turn += 1
         self.messages.append({"role": "assistant", "content": action})
-        self._before_turn()
+        cls = type(self)
+        if cls._before_turn is not _NO_BEFORE_TURN:
+            self._before_turn()
         outcome, calls = self._play(action)
         components = {"format": 0.0, "tool_validity": 0.0, **outcome.reward_components}
-        optional = self.optional_components
-        for name in self.reward_components:
-            if name not in components and name not in optional:
+        filled = _FILLED.get(cls)
+        if filled is None:
+            filled = _filled_components(cls)
+        for name in filled:  # declared, not optional: 0.0 where the turn had none
+            if name not in components:
                 components[name] = 0.0
         limit = self.max_obs_chars  # a message that fits is kept as it is (what _fit would return)
-        obs = [m if type(c := m.get("content")) is not str or (self.max_obs_tokens is None and (
-            limit is None or len(c) <= limit)) else self._fit(m) for m in outcome.messages]
+        obs = outcome.messages
+        fit = self.max_obs_tokens is not None
+        if not fit and limit is not None:
+            for m in obs:
+                c = m.get("content")
+                if type(c) is str and len(c) > limit:
+                    fit = True
+                    break
+        obs = [m if type(m.get("content")) is not str else self._fit(m) for m in obs] if fit else list(obs)
         self.messages.extend(obs)
-        infra = outcome.info.get("infra_failure")  # an unpenalised turn that ends the episode as failed
+        info_extra = outcome.info
+        infra = info_extra.get("infra_failure") if info_extra else None  # an unpenalised turn that ends the episode
         terminated = infra is None and (bool(outcome.terminated) or self._end_requested)
         budget = None if terminated or infra is not None or (  # no budget can be spent before either limit
             self.turn < self.max_turns and self.max_episode_seconds is None) else self._spent_budget()
         truncated = not terminated and (infra is not None or budget is not None)
-        self._done = terminated or truncated
+        self._done = done = terminated or truncated
         self.episode_components.append(components)
         error = outcome.error
         # built once, in the order of the returned dict; a hook's info may replace any of these keys
         info: dict[str, Any] = {"reward_components": components, "tool_calls": calls,
                                 "error": error.to_dict() if error else None, "turn": self.turn}
-        if outcome.info:
-            info.update(outcome.info)
-        if self._done:
+        if info_extra:
+            info.update(info_extra)
+        if done:
             end_components, end_info = self._on_episode_end(truncated, budget)
             components.update(end_components)
             info.update(end_info)
@@ -453,7 +465,8 @@ class AgentEnv(gym.Env[list, str]):
                 info.setdefault("success", False)
             if budget is not None:
                 info["truncated_by"] = budget
-        info.update(self._step_info())
+        if cls._step_info is not _NO_STEP_INFO:
+            info.update(self._step_info())
         if infra is not None:
             zeroed = {k: 0.0 for k in components}
             self.episode_components[-1] = zeroed
@@ -462,8 +475,10 @@ class AgentEnv(gym.Env[list, str]):
             components = zeroed
             info["success"] = False
         weights = self.reward_weights
-        reward = float(sum([weights.get(k, 1.0) * v for k, v in components.items()]))
-        return obs, reward, terminated, truncated, info
+        reward = 0.0  # the weighted sum, added left to right (as sum() of the terms)
+        for k, v in components.items():
+            reward += weights.get(k, 1.0) * v
+        return obs, float(reward), terminated, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -484,7 +499,11 @@ class AgentEnv(gym.Env[list, str]):
         if (parsed.answer is None or parsed.errors) and (  # the calls will run: keep the turn within its budget
                 len(parsed.calls) > self.max_calls_per_turn or len(parsed.errors) > _MAX_ERROR_MESSAGES):
             parsed = self._cap_calls(parsed)
-        calls = [{"name": c.name, "arguments": c.arguments} if type(c) is ToolCall else c.to_dict() for c in parsed.calls]
+        pcalls = parsed.calls
+        if len(pcalls) == 1 and type(c := pcalls[0]) is ToolCall:  # the usual turn: one call
+            calls = [{"name": c.name, "arguments": c.arguments}]
+        else:
+            calls = [{"name": c.name, "arguments": c.arguments} if type(c) is ToolCall else c.to_dict() for c in pcalls]
         hook = "_on_answer" if parsed.answer is not None and not parsed.errors else (
             "_run_calls" if parsed.calls or parsed.errors else "_on_no_call")
         try:
@@ -526,14 +545,16 @@ class AgentEnv(gym.Env[list, str]):
         tool_errors: list[dict[str, str]] = []
         infra: ToolResult | None = None
         invalid = 0  # calls that named no tool or broke its schema
+        execute, after_call = self.tools.execute, type(self)._after_call
         for call in parsed.calls:
             if infra is not None:  # a service is down: do not send it the rest of this turn's calls
                 messages.append({"role": "tool", "name": call.name, "content": (
                     f"Error: not run: an earlier call of this turn ({infra.call.name!r}) hit an infrastructure failure.")})
                 continue
-            res = self.tools.execute(call)
+            res = execute(call)
             results.append(res)
-            self._after_call(res)
+            if after_call is not _NO_AFTER_CALL:
+                self._after_call(res)
             messages.append({"role": "tool", "name": call.name, "content": res.content})
             err = res.error
             if err is not None:
@@ -544,11 +565,15 @@ class AgentEnv(gym.Env[list, str]):
                     infra = res
                 elif err.kind in (ErrorKind.UNKNOWN_TOOL, ErrorKind.INVALID_ARGUMENTS):
                     invalid += 1
-        total = len(parsed.calls) + len(parsed.errors)
-        components = {
-            "format": -self.invalid_penalty if parsed.errors else 0.0,
-            "tool_validity": -self.invalid_penalty * (invalid + len(parsed.errors)) / max(1, total) or 0.0,
-        }
+        n_errors = len(parsed.errors)
+        if not n_errors and not invalid:  # a clean turn: what the formulas below give for it
+            components = {"format": 0.0, "tool_validity": 0.0}
+        else:
+            total = len(parsed.calls) + n_errors
+            components = {
+                "format": -self.invalid_penalty if n_errors else 0.0,
+                "tool_validity": -self.invalid_penalty * (invalid + n_errors) / max(1, total) or 0.0,
+            }
         if infra is None:  # after an infrastructure failure the episode ends: no task hook touches the failed service
             components.update(self._on_tool_results(results))
         info: dict[str, Any] = {"tool_errors": tool_errors}
@@ -580,3 +605,17 @@ class AgentEnv(gym.Env[list, str]):
                 message = {**message, "content": text}
         return message
 
+
+
+_NO_BEFORE_TURN = AgentEnv._before_turn
+_NO_AFTER_CALL = AgentEnv._after_call
+_NO_STEP_INFO = AgentEnv._step_info
+_FILLED: dict[type, tuple[str, ...]] = {}
+
+
+def _filled_components(cls: type[AgentEnv]) -> tuple[str, ...]:
+    """The components ``step`` sets to 0.0 when a turn did not produce them: the declared ones but the
+    optional ones and the base's two, which every turn has (computed once per class)."""
+    filled = _FILLED[cls] = tuple(n for n in cls.reward_components
+                                  if n not in ("format", "tool_validity") and n not in cls.optional_components)
+    return filled

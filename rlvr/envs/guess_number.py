@@ -22,6 +22,16 @@ from rlvr.errors import ConfigError
 from rlvr.registry import env_info
 
 
+_ANSWER_HINT = "When you know the number, reply with <answer>NUMBER</answer>."
+
+
+def _range_texts(low: int, high: int) -> tuple[str, str, str]:
+    """The task instructions, the user message and the task-id prefix of the range [low, high]."""
+    return (f"You are playing a number-guessing game. The secret is an integer between {low} and {high} "
+            "inclusive. Use the guess tool; it replies higher, lower or correct.",
+            f"Find the secret number between {low} and {high}.", f"guess-{low}-{high}-")
+
+
 class GuessNumberEnv(AgentEnv):
     """Guess an integer in ``[low, high]``; each ``guess`` says higher, lower or correct.
 
@@ -62,28 +72,27 @@ class GuessNumberEnv(AgentEnv):
         )
         self.secret = low
         self.lo, self.hi = low, high
+        self._texts: tuple[Any, ...] = (None,)
 
     @property
     def dataset_hash(self) -> str:
         return f"range:{self.low}-{self.high}"
 
     def _reset_task(self, options: dict[str, Any]) -> tuple[list[Message], dict[str, Any]]:
+        low, high = self.low, self.high
         if "task_id" in options:
             self.secret = self._secret_of(options["task_id"])
         else:
-            self.secret = int(options.get("secret", self.np_random.integers(self.low, self.high + 1)))
-        if not self.low <= self.secret <= self.high:
-            raise ConfigError(f"options['secret'] must lie in [{self.low}, {self.high}], got {self.secret}")
-        self.lo, self.hi = self.low, self.high
-        system = render_tool_prompt(
-            f"You are playing a number-guessing game. The secret is an integer between {self.low} and {self.high} "
-            "inclusive. Use the guess tool; it replies higher, lower or correct.",
-            self.tools,
-            "When you know the number, reply with <answer>NUMBER</answer>.",
-        )
-        user = f"Find the secret number between {self.low} and {self.high}."
-        info = {"task_id": f"guess-{self.low}-{self.high}-{self.secret}", "answer": str(self.secret)}
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}], info
+            self.secret = int(options.get("secret", self.np_random.integers(low, high + 1)))
+        if not low <= self.secret <= high:
+            raise ConfigError(f"options['secret'] must lie in [{low}, {high}], got {self.secret}")
+        self.lo, self.hi = low, high
+        texts = self._texts
+        if texts[0] != (low, high):  # the range's texts, written once per range
+            texts = self._texts = ((low, high), *_range_texts(low, high))
+        system = render_tool_prompt(texts[1], self.tools, _ANSWER_HINT)
+        info = {"task_id": texts[3] + str(self.secret), "answer": str(self.secret)}
+        return [{"role": "system", "content": system}, {"role": "user", "content": texts[2]}], info
 
     def _secret_of(self, task_id: Any) -> int:
         """The secret of a task id ``guess-LOW-HIGH-SECRET`` of this env's range."""
