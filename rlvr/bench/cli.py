@@ -53,6 +53,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "igpo gra)")
     r.add_argument("--learning-steps", type=int, default=None,
                    help="RL steps of each --learning run (default per environment: GuessNumber 8, DeepSearch 4)")
+    r.add_argument("--learning-lr", type=float, default=None,
+                   help="learning rate of the --learning runs' RL steps (default 5e-5; the warm start keeps 3e-5)")
     r.add_argument("--learning-envs", nargs="+", default=None, metavar="ENV",
                    help="environments of the --learning runs (default: GuessNumber-v0 DeepSearch-v0)")
     r.add_argument("--learning-jobs", type=int, default=2,
@@ -160,20 +162,25 @@ def run(args: argparse.Namespace) -> int:
 
     learning_runs: list[Any] = []
     if args.learning:
-        from rlvr.bench.learning import DEFAULT_LEARNING_SCHEMES, LEARNING_ENVS, LEARNING_SCHEMES, plan_learning
+        from rlvr.bench.learning import (DEFAULT_LEARNING_LR, DEFAULT_LEARNING_SCHEMES, LEARNING_ENVS, LEARNING_SCHEMES,
+                                         plan_learning)
 
         chosen = list(dict.fromkeys(args.learning_schemes or DEFAULT_LEARNING_SCHEMES))
         unknown = [s for s in chosen if s not in LEARNING_SCHEMES]
         if unknown:
             raise ConfigError(f"unknown --learning-schemes {unknown}; expected some of {list(LEARNING_SCHEMES)}")
         learning_seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+        if args.learning_lr is not None and not args.learning_lr > 0:
+            raise ConfigError(f"--learning-lr must be a positive learning rate, got {args.learning_lr}")
+        lr = {} if args.learning_lr is None else {"lr": args.learning_lr}
         if args.quick:  # the pipeline end to end at the smallest scale: one seed, GuessNumber, two steps
             learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps or 2,
                                           envs=["rlvr/GuessNumber-v0"], eval_episodes=4, eval_every=1,
-                                          warmup_steps=1, tasks_per_step=1)
+                                          warmup_steps=1, tasks_per_step=1, **lr)
         else:
             learning_envs = [e if e.startswith("rlvr/") else f"rlvr/{e}" for e in args.learning_envs or LEARNING_ENVS]
-            learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps, envs=learning_envs)
+            learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps, envs=learning_envs,
+                                          **lr)
     total += len(learning_runs)
     bar = _bar(total, args.quiet)
     try:
@@ -193,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
             "steps": steps, "wall_s": round(time.perf_counter() - t0, 1)}
     if learning_runs:  # the learning runs' own seeds and plan (they differ from the microbenchmark's)
         meta["learning"] = {"seeds": sorted({r.seed for r in learning_runs}), "envs": sorted({r.env for r in learning_runs}),
-                            "schemes": list(dict.fromkeys(r.scheme for r in learning_runs)), "runs": len(learning_runs)}
+                            "schemes": list(dict.fromkeys(r.scheme for r in learning_runs)), "runs": len(learning_runs),
+                            "lr": lr.get("lr", DEFAULT_LEARNING_LR)}
     results = report.write_outputs(out, credit, exploits, claims, meta, learning)
     print(report.summary(results))
     print(f"\nwrote {out / 'report.md'}, CSV, {out / 'results.json'}"

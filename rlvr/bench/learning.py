@@ -30,7 +30,7 @@ import numpy as np
 from rlvr.bench import metrics as M
 from rlvr.errors import ConfigError
 
-__all__ = ["DEFAULT_LEARNING_SCHEMES", "LEARNING_ENVS", "LEARNING_SCHEMES", "LearningEnv", "LearningRun", "plan_learning",
+__all__ = ["DEFAULT_LEARNING_LR", "DEFAULT_LEARNING_SCHEMES", "LEARNING_ENVS", "LEARNING_SCHEMES", "LearningEnv", "LearningRun", "plan_learning",
            "run_learning", "collect_learning", "held_out_curve", "learned"]
 
 
@@ -86,6 +86,9 @@ the outcome alone (every other component weighs 0); ``grpo``: GRPO on the enviro
 the outcome plus the information gain of every turn (no other process reward, so against ``outcome``
 the one difference is the information gain); ``gra``: G-RA gating of the process rewards by the outcome."""
 
+DEFAULT_LEARNING_LR = 5e-5
+"""Learning rate of the RL steps of every learning run unless chosen (the warm start uses 3e-5)."""
+
 DEFAULT_LEARNING_SCHEMES = ("outcome", "igpo")
 """Schemes of ``--learning`` unless chosen: outcome-only GRPO against IGPO's information gain."""
 
@@ -104,7 +107,7 @@ class LearningRun:
 
 def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int], *, steps: int | None = None,
                   warmup_steps: int | None = None, eval_episodes: int = 8, eval_every: int = 2, group_size: int | None = None,
-                  tasks_per_step: int = 2, lr: float = 5e-5, envs: Sequence[str] = tuple(LEARNING_ENVS),
+                  tasks_per_step: int = 2, lr: float = DEFAULT_LEARNING_LR, envs: Sequence[str] = tuple(LEARNING_ENVS),
                   model: str = "smollm2") -> list[LearningRun]:
     """The runs of the learning benchmark: every (environment, scheme, seed), the same budget for all.
 

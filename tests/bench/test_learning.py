@@ -122,7 +122,8 @@ def test_cli_learning_quick_plans_one_guessnumber_seed_per_scheme(tmp_path, monk
     assert {c.reward for c in planned} == {RewardScheme.ENV, RewardScheme.INFO_GAIN}
     assert "Learning with a language model" in (tmp_path / "b" / "report.md").read_text()
     meta = json.loads((tmp_path / "b" / "results.json").read_text())["meta"]["learning"]
-    assert meta == {"seeds": [0], "envs": ["rlvr/GuessNumber-v0"], "schemes": ["outcome", "igpo"], "runs": 2}
+    assert meta == {"seeds": [0], "envs": ["rlvr/GuessNumber-v0"], "schemes": ["outcome", "igpo"], "runs": 2, "lr": 5e-5}
+    assert {c.lr for c in planned} == {5e-5} and {c.warmup_sft_lr for c in planned} == {3e-5}
     assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--learning-schemes", "carr", "--quiet",
                  "--out", str(tmp_path / "c")]) == 2
     assert "unknown --learning-schemes ['carr']" in capsys.readouterr().err
@@ -150,3 +151,11 @@ def test_cli_learning_envs_select_and_unknown_is_a_clear_error(tmp_path, monkeyp
     assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--learning-envs", "ToolCall-v0",
                  "--quiet", "--out", str(tmp_path / "c")]) == 2
     assert "no learning configuration for 'rlvr/ToolCall-v0'" in capsys.readouterr().err
+    planned.clear()
+    assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--learning-envs", "GuessNumber-v0",
+                 "--learning-lr", "2e-5", "--seeds", "0", "--learning-jobs", "1", "--quiet", "--out", str(tmp_path / "d")]) == 0
+    assert {TrainConfig.from_args(list(r.args)).lr for r in planned} == {2e-5}
+    assert json.loads((tmp_path / "d" / "results.json").read_text())["meta"]["learning"]["lr"] == 2e-5
+    assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--learning-lr", "0", "--quiet",
+                 "--out", str(tmp_path / "e")]) == 2
+    assert "--learning-lr must be a positive learning rate, got 0.0" in capsys.readouterr().err
