@@ -475,10 +475,10 @@ class AgentEnv(gym.Env[list, str]):
             components = zeroed
             info["success"] = False
         weights = self.reward_weights
-        reward = 0.0  # the weighted sum, added left to right (as sum() of the terms)
-        for k, v in components.items():
+        reward = 0.0  # the weighted sum of the components in their order, as sum() adds them (a loop: cheaper
+        for k, v in components.items():  # than map() for a handful)
             reward += weights.get(k, 1.0) * v
-        return obs, float(reward), terminated, truncated, info
+        return obs, reward, terminated, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -504,15 +504,15 @@ class AgentEnv(gym.Env[list, str]):
             calls = [{"name": c.name, "arguments": c.arguments}]
         else:
             calls = [{"name": c.name, "arguments": c.arguments} if type(c) is ToolCall else c.to_dict() for c in pcalls]
-        hook = "_on_answer" if parsed.answer is not None and not parsed.errors else (
-            "_run_calls" if parsed.calls or parsed.errors else "_on_no_call")
+        answer, errors = parsed.answer, parsed.errors
         try:
-            if hook == "_on_answer":
-                return self._on_answer(parsed.answer), calls  # type: ignore[arg-type]
-            if hook == "_run_calls":
+            if answer is not None and not errors:
+                return self._on_answer(answer), calls
+            if pcalls or errors:
                 return self._run_calls(parsed), calls
             return self._on_no_call(action), calls
         except InfrastructureError as e:  # a service failed inside a task hook: not the model's fault
+            hook = "_on_answer" if answer is not None and not errors else "_run_calls" if pcalls or errors else "_on_no_call"
             return self._infra_outcome(f"{type(self).__name__}.{hook}", f"{type(e).__name__}: {e}"), calls
 
     def _spent_budget(self) -> str | None:
