@@ -47,12 +47,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--learning", action="store_true",
                    help="also train SmolLM2 with `rlvr train` per (GuessNumber 1-4 / DeepSearch 1-hop, scheme, seed) "
                         "after the same warm start: minutes per run on CPU (seeds 0 1 2 unless chosen; --quick: "
-                        "GuessNumber, seed 0, 2 steps)")
+                        "GuessNumber, seed 0, one RL step of 4 rollouts)")
     r.add_argument("--learning-schemes", nargs="+", default=None, metavar="NAME",
                    help="schemes of the --learning runs (default: outcome igpo; among outcome grpo turn dual gigpo "
                         "igpo gra)")
     r.add_argument("--learning-steps", type=int, default=None,
-                   help="RL steps of each --learning run (default per environment: GuessNumber 8, DeepSearch 4)")
+                   help="RL steps of each --learning run (default per environment: GuessNumber 8, DeepSearch 3)")
     r.add_argument("--learning-lr", type=float, default=None,
                    help="learning rate of the --learning runs' RL steps (default 5e-5; the warm start keeps 3e-5)")
     r.add_argument("--learning-envs", nargs="+", default=None, metavar="ENV",
@@ -173,10 +173,10 @@ def run(args: argparse.Namespace) -> int:
         if args.learning_lr is not None and not args.learning_lr > 0:
             raise ConfigError(f"--learning-lr must be a positive learning rate, got {args.learning_lr}")
         lr = {} if args.learning_lr is None else {"lr": args.learning_lr}
-        if args.quick:  # the pipeline end to end at the smallest scale: one seed, GuessNumber, two steps
-            learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps or 2,
-                                          envs=["rlvr/GuessNumber-v0"], eval_episodes=4, eval_every=1,
-                                          warmup_steps=1, tasks_per_step=1, **lr)
+        if args.quick:  # the pipeline end to end at the smallest scale: one seed, GuessNumber, one step of one group
+            learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps or 1,
+                                          envs=["rlvr/GuessNumber-v0"], eval_episodes=2, eval_every=0,
+                                          warmup_steps=1, warmup_episodes=4, group_size=4, tasks_per_step=1, **lr)
         else:
             learning_envs = [e if e.startswith("rlvr/") else f"rlvr/{e}" for e in args.learning_envs or LEARNING_ENVS]
             learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps, envs=learning_envs,

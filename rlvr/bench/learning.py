@@ -106,12 +106,12 @@ class LearningRun:
 
 
 def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int], *, steps: int | None = None,
-                  warmup_steps: int | None = None, eval_episodes: int = 8, eval_every: int = 2, group_size: int | None = None,
+                  warmup_steps: int | None = None, warmup_episodes: int | None = None, eval_episodes: int = 8, eval_every: int = 2, group_size: int | None = None,
                   tasks_per_step: int = 2, lr: float = DEFAULT_LEARNING_LR, envs: Sequence[str] = tuple(LEARNING_ENVS),
                   model: str = "smollm2") -> list[LearningRun]:
     """The runs of the learning benchmark: every (environment, scheme, seed), the same budget for all.
 
-    ``steps``, ``warmup_steps`` and ``group_size`` override each environment's; ``eval_every``
+    ``steps``, ``warmup_steps``, ``warmup_episodes`` and ``group_size`` override each environment's; ``eval_every``
     evaluates the held-out episodes every that many steps (the learning curve)."""
     unknown = [s for s in schemes if s not in LEARNING_SCHEMES]
     if unknown:
@@ -127,7 +127,7 @@ def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int],
                 folder = Path(out) / "learning" / env_id.split("/")[1] / scheme / f"seed{seed}"
                 args = (env_id, "--model", model, "--seed", str(seed), "--steps", str(steps or env.steps),
                         "--warmup-sft-steps", str(env.warmup_steps if warmup_steps is None else warmup_steps),
-                        "--warmup-sft-episodes", str(env.warmup_episodes), "--warmup-sft-lr", "3e-5",
+                        "--warmup-sft-episodes", str(warmup_episodes or env.warmup_episodes), "--warmup-sft-lr", "3e-5",
                         "--no-eval-base", "--lr", str(lr), "--max-new-tokens", str(env.max_new_tokens),
                         "--eval-episodes", str(eval_episodes), "--eval-every", str(eval_every),
                         "--group-size", str(group_size or env.group_size), "--tasks-per-step", str(tasks_per_step),

@@ -118,7 +118,8 @@ def test_cli_learning_quick_plans_one_guessnumber_seed_per_scheme(tmp_path, monk
     # one job: the runner parses configs, and CPython 3.11 < 3.11.8 can fail compiling in several threads at once
     assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--quick", "--quiet",
                  "--learning-jobs", "1", "--out", str(tmp_path / "b")]) == 0
-    assert [(c.env, c.seed, c.steps) for c in planned] == [("rlvr/GuessNumber-v0", 0, 2)] * 2
+    assert [(c.env, c.seed, c.steps, c.group_size, c.warmup_sft_episodes) for c in planned] == [
+        ("rlvr/GuessNumber-v0", 0, 1, 4, 4)] * 2
     assert {c.reward for c in planned} == {RewardScheme.ENV, RewardScheme.INFO_GAIN}
     assert "Learning with a language model" in (tmp_path / "b" / "report.md").read_text()
     meta = json.loads((tmp_path / "b" / "results.json").read_text())["meta"]["learning"]
