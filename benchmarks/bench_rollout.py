@@ -19,9 +19,13 @@ wide to be guessed) with the engine: without any reuse, with each conversation's
 with the shared prefix cache, once for distinct tasks (one seed per episode) and once for one GRPO
 group (``--episodes`` episodes of one task; ``--quick`` runs this one only), and check that all
 produce the same tokens. The floor column is what the later turns' new tokens (observation and chat
-template) alone cost per generated token: no cache can go below it.
+template) alone cost per generated token: no cache can go below it. The untrained model's turns are
+mostly malformed calls, so its later turns bring format-error observations; an RL run starts from the
+behaviour-cloning warm start, which plays the game, so the prefill tables run again after ``--warm-start``
+steps of the trainer's warm start on oracle demonstrations (the default run; ``--quick`` skips them).
 
 Usage: python benchmarks/bench_rollout.py [--quick] [--batch 8] [--new-tokens 32] [--episodes 8] [--threads N]
+       [--warm-start 6] [--warm-episodes 8]
 Prints a table and writes benchmarks/results/bench_rollout.json.
 """
 
@@ -128,10 +132,14 @@ def main() -> None:
     ap.add_argument("--rollout-turns", type=int, default=4, help="turn budget of the throughput episodes")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--warm-start", type=int, default=6, metavar="STEPS",
+                    help="behaviour-cloning steps before the prefill tables run again with the warm-started policy "
+                         "(0: none; --quick: none)")
+    ap.add_argument("--warm-episodes", type=int, default=8, help="oracle demonstrations of the warm start")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_rollout.json"))
     args = ap.parse_args()
     if args.quick:
-        args.batch, args.new_tokens, args.episodes, args.turns = 2, 12, 2, 4
+        args.batch, args.new_tokens, args.episodes, args.turns, args.warm_start = 2, 12, 2, 4, 0
     if args.threads:
         torch.set_num_threads(args.threads)
     from rlvr.agents.models import load_model
@@ -165,7 +173,21 @@ def main() -> None:
              "group": (group, [0] * group, (("own_reuse", True, 0), ("shared", True, 2048)))}
     if args.quick:  # under a minute: the group table only (with one distinct episode nothing is shared)
         del tasks["distinct"]
-    results["prefill"] = {}
+    results["prefill"] = prefill_tables(model, tokenizer, env_id, kw, tasks, args)
+    if args.warm_start:  # last: it trains the model the tables above measured
+        results["warm_start"] = warm_start(model, tokenizer, env_id, kw, args.warm_start, args.warm_episodes)
+        results["prefill_warm"] = prefill_tables(model, tokenizer, env_id, kw, tasks, args)
+    print_tables(results)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+
+
+def prefill_tables(model, tokenizer, env_id: str, kw: dict, tasks: dict, args) -> dict:
+    """Per mode (distinct tasks, one GRPO group): the prefill figures of each reuse setting, and whether they
+    all produced the same tokens."""
+    tables = {}
     for mode, (episodes, seeds, configs) in tasks.items():
         prefill, runs = {}, []
         for label, reuse, cache in configs:
@@ -176,12 +198,26 @@ def main() -> None:
             runs.append(trajs)
         prefill["same_tokens"] = all(same_tokens(runs[0], r) for r in runs[1:])
         prefill["episodes"] = episodes
-        results["prefill"][mode] = prefill
-    print_tables(results)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+        tables[mode] = prefill
+    return tables
+
+
+def warm_start(model, tokenizer, env_id: str, kw: dict, steps: int, episodes: int) -> dict:
+    """Behaviour-clone the oracle as the trainer's warm start does (``steps`` AdamW steps, lr 3e-5, on
+    ``episodes`` demonstrations of the prefill table's game): the policy an RL run starts from plays the game,
+    so its later turns bring the game's short replies, not the format errors the untrained model provokes."""
+    from rlvr.agents.trainer.sft import SFT_SEED_OFFSET, demonstration_sequences, sft_warmup
+
+    t0 = time.perf_counter()
+    demos = demonstration_sequences(env_id, kw, tokenizer, episodes, SFT_SEED_OFFSET)
+    losses = sft_warmup(model, demos, steps=steps, lr=3e-5, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),
+                        optimizer="adamw_bf16", logit_chunk_tokens=64)
+    model.eval()
+    dt = time.perf_counter() - t0
+    print(f"  warm start: {episodes} oracle episodes, {steps} steps, NLL {losses[0]:.3f} -> {losses[-1]:.3f}, "
+          f"{dt:.1f} s", file=sys.stderr)
+    return {"steps": steps, "episodes": episodes, "lr": 3e-5, "nll_before": losses[0], "nll_after": losses[-1],
+            "seconds": dt}
 
 
 def print_tables(r: dict) -> None:
@@ -198,26 +234,33 @@ def print_tables(r: dict) -> None:
             print(f"{'':<16} {desc:<30} {x['tokens_per_s']:7.1f} {x['ratio_to_generate']:10.2f} {x['turns']:6d} "
                   f"{x['prefill_per_generated']:11.2f}")
         print(f"{'':<16} same tokens in all three paths: {row['same_tokens_before_after']}")
-    for mode, title in (("distinct", "distinct tasks"), ("group", "one task, a GRPO group")):
-        if mode not in r["prefill"]:
+    for key, policy in (("prefill", "untrained model"), ("prefill_warm", "warm-started policy")):
+        if key not in r:
             continue
-        p = r["prefill"][mode]
-        print(f"\nPrefill tokens per generated token, GuessNumber, up to {c['turns']} turns, {p['episodes']} episodes "
-              f"of {title} (continuous engine)")
-        print(f"{'reuse':<14} {'turns/ep':>8} {'prefill':>8} {'own':>7} {'shared':>7} {'generated':>9} "
-              f"{'prefill/gen':>11} {'floor':>6} {'re-prefill':>10} {'tok/s':>7}")
-        for label in ("without_reuse", "own_reuse", "shared"):
-            if label not in p:
+        if key == "prefill_warm":
+            w = r["warm_start"]
+            print(f"\nWarm start: {w['steps']} behaviour-cloning steps on {w['episodes']} oracle episodes, NLL "
+                  f"{w['nll_before']:.3f} -> {w['nll_after']:.3f} ({w['seconds']:.0f} s)")
+        for mode, title in (("distinct", "distinct tasks"), ("group", "one task, a GRPO group")):
+            if mode not in r[key]:
                 continue
-            x = p[label]
-            print(f"{label:<14} {x['turns_per_episode']:8.1f} {x['prefill_tokens']:8d} {x['reused_tokens']:7d} "
-                  f"{x['shared_tokens']:7d} {x['tokens']:9d} {x['prefill_per_generated']:11.2f} "
-                  f"{x['observations_per_generated']:6.2f} {x['reprefilled_per_generated']:10.2f} "
-                  f"{x['tokens_per_s']:7.1f}")
-        x = p["shared"]
-        print(f"first prompt {x['first_prompt_tokens_per_episode']:.0f} tokens; later turns add "
-              f"{x['observation_tokens_per_later_turn']:.1f} new tokens each (observation and chat template) for "
-              f"{x['generated_tokens_per_turn']:.1f} generated; same tokens in all: {p['same_tokens']}")
+            p = r[key][mode]
+            print(f"\nPrefill tokens per generated token, {policy}, GuessNumber, up to {c['turns']} turns, "
+                  f"{p['episodes']} episodes of {title} (continuous engine)")
+            print(f"{'reuse':<14} {'turns/ep':>8} {'prefill':>8} {'own':>7} {'shared':>7} {'generated':>9} "
+                  f"{'prefill/gen':>11} {'floor':>6} {'re-prefill':>10} {'tok/s':>7}")
+            for label in ("without_reuse", "own_reuse", "shared"):
+                if label not in p:
+                    continue
+                x = p[label]
+                print(f"{label:<14} {x['turns_per_episode']:8.1f} {x['prefill_tokens']:8d} {x['reused_tokens']:7d} "
+                      f"{x['shared_tokens']:7d} {x['tokens']:9d} {x['prefill_per_generated']:11.2f} "
+                      f"{x['observations_per_generated']:6.2f} {x['reprefilled_per_generated']:10.2f} "
+                      f"{x['tokens_per_s']:7.1f}")
+            x = p["shared"]
+            print(f"first prompt {x['first_prompt_tokens_per_episode']:.0f} tokens; later turns add "
+                  f"{x['observation_tokens_per_later_turn']:.1f} new tokens each (observation and chat template) for "
+                  f"{x['generated_tokens_per_turn']:.1f} generated; same tokens in all: {p['same_tokens']}")
     print("prefill/gen: prefilled tokens per generated token; own/shared: tokens copied from the conversation's own "
           "cache / the shared prefix cache; floor: the later turns' new tokens alone per generated token; "
           "re-prefill: tokens prefilled again although their conversation had seen them")
