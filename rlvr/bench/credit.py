@@ -187,10 +187,15 @@ class CreditConfig:
     """Step size of the tabular policy."""
     target: float = 0.9
     """Success probability that counts as learnt (steps to target)."""
+    dapo_max_draws: int = 4
+    """DAPO's dynamic sampling for the ``+dapo`` schemes: groups the filter drops are replaced by newly
+    drawn ones until an update holds ``groups`` kept groups, drawing at most ``dapo_max_draws * groups``
+    groups per update (DAPO's ``max_num_gen_batches``); an update then averages over the kept groups."""
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.groups < 1 or self.group_size < 2 or self.lr <= 0:
-            raise ConfigError(f"need steps >= 1, groups >= 1, group_size >= 2 and lr > 0; got {self}")
+        if self.steps < 1 or self.groups < 1 or self.group_size < 2 or self.lr <= 0 or self.dapo_max_draws < 1:
+            raise ConfigError(f"need steps >= 1, groups >= 1, group_size >= 2, lr > 0 and dapo_max_draws >= 1; "
+                              f"got {self}")
 
 
 def train_scheme(task: Task, scheme: str, seed: int, cfg: CreditConfig) -> dict:
@@ -203,6 +208,8 @@ def train_scheme(task: Task, scheme: str, seed: int, cfg: CreditConfig) -> dict:
     zag, energy, rho, hit, pairs, success_curve = [], [], [], [], [], []
     first: tuple[list[float], list[float]] = ([], [])
     reached = farmed = None
+    draws: list[int] = []
+    max_draws = cfg.groups * cfg.dapo_max_draws if scheme.endswith("+dapo") else cfg.groups
     for step in range(cfg.steps):
         v, q = task.values(theta)
         success_curve.append(float(v[0, 0]))
@@ -213,11 +220,16 @@ def train_scheme(task: Task, scheme: str, seed: int, cfg: CreditConfig) -> dict:
         grad = np.zeros_like(theta)
         pi = softmax(theta)
         step_adv, step_truth, step_zero = [], [], []
-        for _ in range(cfg.groups):
+        kept = drawn = 0
+        while kept < cfg.groups and drawn < max_draws:
             group, visits = sample_group(task, theta, cfg.group_size, rng, q, v)
+            drawn += 1
             res = score_group(scheme, group)
             step_zero.append(M.zero_advantage(res.advantages, res.mask))
             pairs.append(M.success_failure_pairs([e.success for e in group]))
+            if res.filtered:  # dropped by the DAPO filter: another group is drawn in its place
+                continue
+            kept += 1
             for i, e in enumerate(group):
                 adv = res.advantages[i, : e.turns]
                 step_adv.extend(adv.tolist())
@@ -232,17 +244,22 @@ def train_scheme(task: Task, scheme: str, seed: int, cfg: CreditConfig) -> dict:
         rho.append(M.spearman(step_adv, step_truth))
         if step == 0:  # advantage against truth under the uniform starting policy, for the plot
             first = (step_adv[:200], step_truth[:200])
-        theta = theta + cfg.lr * grad / (cfg.groups * cfg.group_size)
+        draws.append(drawn)
+        if kept:
+            theta = theta + cfg.lr * grad / (kept * cfg.group_size)
     v, _ = task.values(theta)
     rhos = [r for r in rho if r is not None]
     hits = [h for h in hit if h is not None]
     return {
         "zero_adv_frac": float(np.mean(zag)),
+        "groups_per_step": float(np.mean(draws)),
         "adv_energy": float(np.mean(energy)),
         "spearman": float(np.mean(rhos)) if rhos else None,
         "argmax_decisive": float(np.mean(hits)) if hits else None,
         "sxf_pairs": float(np.mean(pairs)),
         "steps_to_target": reached,
+        "groups_to_target": sum(draws[:reached]) if reached is not None else None,
+        "groups_drawn": sum(draws),
         "steps_to_farm": farmed,
         "final_success": float(v[0, 0]),
         "farm_rate": task.farm_rate(theta),
@@ -258,8 +275,9 @@ def run_credit(schemes: Sequence[str], seeds: Sequence[int], cfg: CreditConfig,
 
     A row aggregates the seeds of one (task, scheme): mean and 95% confidence interval of each metric;
     ``steps_to_target`` is censored at ``cfg.steps`` for runs that never reached the target
-    (``reached`` counts those that did); so is ``steps_to_farm``, the first step at which the policy
-    takes the farm choice on more than half of its turns.
+    (``reached`` counts those that did), ``groups_to_target`` (the groups drawn before it: the rollout
+    cost, which DAPO's refill raises) at every group the run drew; so is ``steps_to_farm``, the first
+    step at which the policy takes the farm choice on more than half of its turns.
     """
     rows, curves, scatter = [], {}, {}
     for task_name in tasks:
@@ -278,13 +296,15 @@ def run_credit(schemes: Sequence[str], seeds: Sequence[int], cfg: CreditConfig,
             if not runs:
                 continue
             row = {"task": task_name, "scheme": scheme, "seeds": len(runs)}
-            for key in ("zero_adv_frac", "adv_energy", "spearman", "argmax_decisive", "sxf_pairs",
+            for key in ("zero_adv_frac", "groups_per_step", "adv_energy", "spearman", "argmax_decisive", "sxf_pairs",
                         "final_success", "farm_rate"):
                 vals = [r[key] for r in runs if r[key] is not None]
                 row[key], row[key + "_ci"] = M.mean_ci(vals)
             steps = [cfg.steps if r["steps_to_target"] is None else r["steps_to_target"] for r in runs]
             row["steps_to_target"], row["steps_to_target_ci"] = M.mean_ci(steps)
             row["reached"] = sum(r["steps_to_target"] is not None for r in runs)
+            drawn = [r["groups_drawn"] if r["groups_to_target"] is None else r["groups_to_target"] for r in runs]
+            row["groups_to_target"], row["groups_to_target_ci"] = M.mean_ci(drawn)
             farm = [cfg.steps if r["steps_to_farm"] is None else r["steps_to_farm"] for r in runs]
             row["steps_to_farm"], row["steps_to_farm_ci"] = M.mean_ci(farm)
             rows.append(row)

@@ -12,7 +12,9 @@ benchmark harness only ever calls :func:`score_group`, so adding a scheme is one
 
 Every scheme also exists with a DAPO-style zero-variance group filter, under the name
 ``"<name>+dapo"``: a group whose returns all agree (``std < 1e-6``) is dropped (its advantages
-are zero and it counts as filtered).
+are zero and it counts as filtered). The microbenchmark's updates then draw a new group in its place
+(DAPO's dynamic sampling, :attr:`~rlvr.bench.credit.CreditConfig.dapo_max_draws`) and report the groups
+drawn per update.
 
 An :class:`Episode` is the environment-independent view of one rollout the schemes read: per-turn
 components and their weighted sum, the outcome, and the optional extras some schemes need
