@@ -289,3 +289,26 @@ def test_return_freed_memory_sets_the_glibc_threshold():
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")
     assert return_freed_memory(1 << 20) is True
+
+
+def test_a_logit_chunk_holds_its_token_budget_over_all_rows():
+    """``chunk`` counts token positions over the whole batch: B rows get chunk // B positions each."""
+    from rlvr.agents.trainer.update import chunk_positions
+
+    assert chunk_positions(4, 64) == 16 and chunk_positions(1, 64) == 64 and chunk_positions(100, 64) == 1
+    torch.manual_seed(0)
+    hidden = torch.randn(4, 9, 8, requires_grad=True)
+    shapes = []
+
+    class Head(torch.nn.Linear):
+        def forward(self, x):
+            shapes.append(tuple(x.shape))
+            return super().forward(x)
+
+    head = Head(8, 30, bias=False)
+    targets = torch.randint(0, 30, (4, 9))
+    whole = torch.log_softmax(head(hidden), -1).gather(-1, targets[..., None]).squeeze(-1)
+    shapes.clear()
+    logp, _ = chunked_token_logprobs(hidden, head, targets, chunk=8)
+    assert {s[1] for s in shapes} <= {2, 1} and all(s[0] * s[1] <= 8 for s in shapes)  # 2 positions x 4 rows
+    assert torch.allclose(logp, whole, atol=1e-6)

@@ -200,8 +200,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
     logit_chunk_tokens: int = 0
-    """Compute the log-softmax over the vocabulary this many positions at a time, recomputing each block
-    of logits in the backward pass, so ``[batch, length, vocabulary]`` logits are never held (0: whole)."""
+    """Compute the log-softmax over the vocabulary this many token positions at a time (split over the
+    micro-batch's rows), recomputing each block of logits in the backward pass, so at most this many
+    positions' logits are held, never ``[batch, length, vocabulary]`` (0: whole)."""
     prefix_sharing: bool = True
     """Forward sequences that share a prompt (a group's rollouts) as one packed row holding the prompt
     once, in the update, the reference and old log-probs and the warm start: same log-probs and

@@ -73,12 +73,14 @@ def needs_old_logprobs(seq: TokenSequence) -> bool:
 def chunked_token_logprobs(hidden: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor], targets: torch.Tensor,
                            *, temperature: float = 1.0, chunk: int = 256, entropy: bool = False
                            ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs of ``targets`` ``[B, K]`` under ``softmax(head(hidden) / temperature)``, ``chunk``
-    positions at a time; ``hidden`` ``[B, K, H]`` are the hidden states predicting them.
+    """Log-probs of ``targets`` ``[B, K]`` under ``softmax(head(hidden) / temperature)``, at most ``chunk``
+    token positions at a time (``chunk // B`` positions of each of the ``B`` rows, at least one);
+    ``hidden`` ``[B, K, H]`` are the hidden states predicting them.
 
     Each chunk's logits are recomputed in the backward pass (activation checkpointing) instead of
-    being kept, so memory holds one ``[B, chunk, V]`` block, never ``[B, K, V]``. With ``entropy`` the
-    entropies of the same distributions come back too, without autograd. Returns float32 tensors.
+    being kept, so memory holds one block of about ``chunk x V`` logits whatever the batch, never
+    ``[B, K, V]``. With ``entropy`` the entropies of the same distributions come back too, without
+    autograd. Returns float32 tensors.
     """
     from torch.utils.checkpoint import checkpoint
 
@@ -87,17 +89,26 @@ def chunked_token_logprobs(hidden: torch.Tensor, head: Callable[[torch.Tensor], 
         return empty, (empty.clone() if entropy else None)
 
     def piece(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        logits = head(h).float() / temperature
+        logits = head(h).float()
+        if temperature != 1.0:
+            logits = logits / temperature
         return logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
     logps, ents = [], []
-    for s in range(0, hidden.shape[1], chunk):
-        h, t = hidden[:, s:s + chunk], targets[:, s:s + chunk]
+    step = chunk_positions(hidden.shape[0], chunk)
+    for s in range(0, hidden.shape[1], step):
+        h, t = hidden[:, s:s + step], targets[:, s:s + step]
         logps.append(checkpoint(piece, h, t, use_reentrant=False) if torch.is_grad_enabled() else piece(h, t))
         if entropy:
             with torch.no_grad():
                 ents.append(_entropy(head(h.detach()).float() / temperature))
     return torch.cat(logps, dim=1), (torch.cat(ents, dim=1) if entropy else None)
+
+
+def chunk_positions(rows: int, chunk: int) -> int:
+    """Positions of each row that one chunk of :func:`chunked_token_logprobs` holds: ``chunk`` tokens
+    over ``rows`` rows (at least one)."""
+    return max(1, chunk // max(1, rows))
 
 
 def _entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -166,7 +177,7 @@ def _packed_logprobs(model: Any, packed: dict, targets: torch.Tensor, start: int
     vocab = head.weight.shape[0]
     if chunk > 0 and not entropy_grad:
         logp, ent = chunked_token_logprobs(h, head, targets, temperature=temperature, chunk=chunk, entropy=entropy)
-        return logp, ent, h.shape[0] * min(chunk, h.shape[1]) * vocab * 4
+        return logp, ent, h.shape[0] * min(chunk_positions(h.shape[0], chunk), h.shape[1]) * vocab * 4
     logits = head(h).float() / temperature
     logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     ent = None
@@ -206,7 +217,7 @@ def policy_logprobs(model: Any, batch: dict[str, torch.Tensor], start: int, *, t
             hidden = decoder(input_ids=ids, attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
             logp, ent = chunked_token_logprobs(hidden[:, start:-1], head, targets, temperature=temperature, chunk=chunk,
                                                entropy=entropy)
-            logits_bytes = ids.shape[0] * min(chunk, keep) * head.weight.shape[0] * 4
+            logits_bytes = ids.shape[0] * min(chunk_positions(ids.shape[0], chunk), keep) * head.weight.shape[0] * 4
         else:
             logits = model(input_ids=ids, attention_mask=batch["attention_mask"], use_cache=False,
                            logits_to_keep=keep, **extra).logits[:, :-1].float()
