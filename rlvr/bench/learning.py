@@ -86,7 +86,7 @@ the outcome alone (every other component weighs 0); ``grpo``: GRPO on the enviro
 the outcome plus the information gain of every turn (no other process reward, so against ``outcome``
 the one difference is the information gain); ``gra``: G-RA gating of the process rewards by the outcome."""
 
-DEFAULT_LEARNING_LR = 5e-5
+DEFAULT_LEARNING_LR = 2e-5
 """Learning rate of the RL steps of every learning run unless chosen (the warm start uses 3e-5)."""
 
 DEFAULT_LEARNING_SCHEMES = ("outcome", "igpo")

@@ -209,7 +209,7 @@ def test_demo_summary_table_and_run(tmp_path, tok, capsys):
     from rlvr.agents.trainer.demo import DEMO_SCHEME
 
     bench = TC.from_args(list(plan_learning(tmp_path, [DEMO_SCHEME], [0], envs=["rlvr/GuessNumber-v0"])[0].args))
-    assert cfg.steps == 4 and bench.steps == 8  # the demo runs the benchmark run's first 4 steps
+    assert cfg.steps == 2 and bench.steps == 8  # the demo runs the benchmark run's first 2 steps
     same = ("env_kwargs", "seed", "lr", "advantage", "reward", "reward_weights", "warmup_sft_steps",
             "warmup_sft_episodes", "warmup_sft_lr", "group_size", "tasks_per_step", "max_new_tokens", "eval_episodes",
             "temperature")

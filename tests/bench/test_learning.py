@@ -123,8 +123,8 @@ def test_cli_learning_quick_plans_one_guessnumber_seed_per_scheme(tmp_path, monk
     assert {c.reward for c in planned} == {RewardScheme.ENV, RewardScheme.INFO_GAIN}
     assert "Learning with a language model" in (tmp_path / "b" / "report.md").read_text()
     meta = json.loads((tmp_path / "b" / "results.json").read_text())["meta"]["learning"]
-    assert meta == {"seeds": [0], "envs": ["rlvr/GuessNumber-v0"], "schemes": ["outcome", "igpo"], "runs": 2, "lr": 5e-5}
-    assert {c.lr for c in planned} == {5e-5} and {c.warmup_sft_lr for c in planned} == {3e-5}
+    assert meta == {"seeds": [0], "envs": ["rlvr/GuessNumber-v0"], "schemes": ["outcome", "igpo"], "runs": 2, "lr": 2e-5}
+    assert {c.lr for c in planned} == {2e-5} and {c.warmup_sft_lr for c in planned} == {3e-5}
     assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--learning-schemes", "carr", "--quiet",
                  "--out", str(tmp_path / "c")]) == 2
     assert "unknown --learning-schemes ['carr']" in capsys.readouterr().err

@@ -21,17 +21,17 @@ from rlvr.errors import RLVRError
 __all__ = ["DEMO_SCHEME", "DEMO_STEPS", "demo_main", "demo_config", "summary_table"]
 
 
-DEMO_SCHEME = "dual"
+DEMO_SCHEME = "outcome"
 """The reward scheme of the demo's RL phase (a scheme of :data:`rlvr.bench.learning.LEARNING_SCHEMES`)."""
-DEMO_STEPS = 4
-"""RL steps of the demo: the first 4 of the benchmark run (which evaluates its held-out episodes at step 4)."""
+DEMO_STEPS = 2
+"""RL steps of the demo: the first 2 of the benchmark run (which evaluates its held-out episodes at step 2)."""
 
 
 def demo_config(output_dir: str = "runs/demo", steps: int | None = DEMO_STEPS, scheme: str = DEMO_SCHEME,
                 **overrides: Any):
     """The demo's :class:`~rlvr.agents.trainer.config.TrainConfig`: the learning benchmark's GuessNumber run
     (``rlvr bench rewards --learning``, seed 0) of ``scheme``: GuessNumber over 1..4, a behaviour-cloning
-    warm start on 16 oracle episodes, then GRPO steps of 2 tasks x 4 rollouts; greedy evaluation of 8
+    warm start on 16 oracle episodes, then GRPO steps of 2 tasks x 8 rollouts; greedy evaluation of 8
     held-out episodes before and after the warm start and after RL. Full fine-tuning in little memory:
     activation checkpointing, AdamW with bfloat16 moments, the log-softmax over the vocabulary in chunks
     of 64 tokens, shared-prefix packing and :func:`~rlvr.agents.trainer.memory.return_freed_memory`.
