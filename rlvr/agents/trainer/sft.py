@@ -62,6 +62,7 @@ def sft_warmup(model: Any, seqs: list[TokenSequence], *, steps: int, lr: float, 
     the vocabulary with ``logit_chunk_tokens``); micro-batches hold sequences of similar length, or with
     ``prefix_sharing`` sequences of the same prompt, forwarded as one packed row
     (:mod:`~rlvr.agents.trainer.packing`)."""
+    from rlvr.agents.trainer.memory import trim_heap
     from rlvr.agents.trainer.optim import make_optimizer
     from rlvr.agents.trainer.update import packed_row, plan_micro_batches, policy_logprobs
 
@@ -86,8 +87,11 @@ def sft_warmup(model: Any, seqs: list[TokenSequence], *, steps: int, lr: float, 
             loss = -(logp * batch["loss_mask"]).sum() / n_tokens
             loss.backward()
             total += loss.detach()
+            del logp, loss, batch
+            trim_heap(device)
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
         opt.step()
+        trim_heap(device)
         losses.append(float(total))
     opt.zero_grad(set_to_none=True)
     model.eval()

@@ -33,7 +33,7 @@ import torch
 
 from rlvr.agents.trainer.config import TrainConfig
 from rlvr.agents.trainer.losses import MicroBatchLoss, micro_batch_loss
-from rlvr.agents.trainer.memory import SavedTensorMeter
+from rlvr.agents.trainer.memory import SavedTensorMeter, trim_heap
 from rlvr.agents.trainer.multimodal import MultimodalSequence, multimodal_inputs
 from rlvr.agents.trainer.packing import PackPlan, forward_stats, packed_inputs, prefix_micro_batches, source_index
 from rlvr.agents.trainer.sequences import TokenSequence, collate, first_prediction
@@ -347,8 +347,11 @@ def ppo_update(model: Any, optimizer: torch.optim.Optimizer, seqs: list[TokenSeq
                     forwarded.append((idx, plan))
                     for key, v in out.sums.items():
                         sums[key] = sums.get(key, 0.0) + v.double()
+                del out
+                trim_heap(device)  # the next micro-batch's peak starts from the live tensors
             grad_norms.append(torch.nn.utils.clip_grad_norm_(params, max_norm))
             optimizer.step()
+            trim_heap(device)
     optimizer.zero_grad(set_to_none=True)  # free the gradients before the next rollouts
     model.eval()
     keys = list(sums)
