@@ -5,6 +5,8 @@ the side venv's for GEM; the module imports only the standard library until it k
 It builds the environments, runs every scenario once to warm up, prints ``ready`` with a JSON
 description, then answers each ``run SCENARIO`` line on stdin with one JSON line of timings, until
 ``quit``. The parent alternates its requests between the sides, so machine noise hits both alike.
+``python env_step_loop.py SIDE count SCENARIO EPISODES`` runs one warm-up and one loop of EPISODES
+episodes and exits: under an instruction counter, the difference between EPISODES and 0 is the loop's cost.
 
 The loop, on both sides: 300 episodes; each episode resets with its seed and then guesses 1, 2, ...
 in order, one guess per step, until the episode ends; resets are inside the timed region.
@@ -119,8 +121,13 @@ SIDES: dict[str, Callable[[], _Side]] = {"rlvr": _Rlvr, "gem": _Gem}
 
 
 def main(argv: list[str]) -> None:
+    if len(argv) == 4 and argv[0] in SIDES and argv[1] == "count" and argv[3].isdigit():
+        side = SIDES[argv[0]]()  # one warm-up loop and one of EPISODES episodes, for an instruction counter
+        side.loop(argv[2], episodes=30)
+        print(json.dumps(side.loop(argv[2], episodes=int(argv[3]))) if int(argv[3]) else "{}", flush=True)
+        return
     if len(argv) != 1 or argv[0] not in SIDES:
-        raise SystemExit(f"usage: env_step_loop.py {{{'|'.join(SIDES)}}}; got {argv}")
+        raise SystemExit(f"usage: env_step_loop.py {{{'|'.join(SIDES)}}} [count SCENARIO EPISODES]; got {argv}")
     side = SIDES[argv[0]]()
     for scenario in side.envs:  # warm up: imports, caches, the checker wrappers' first-call checks
         side.loop(scenario, episodes=30)
