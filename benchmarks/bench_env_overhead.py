@@ -237,7 +237,7 @@ def gem_table(rounds: int, before: str | None) -> dict[str, Any]:
             "before": before, "target_ratio": TARGET_RATIO, "rows": rows, "verdict": verdict}
 
 
-def instruction_table(before: str | None, episodes: int = 600) -> dict[str, Any]:
+def instruction_table(before: str | None, episodes: int = 2000) -> dict[str, Any]:
     """Table 3: instructions per step of the same loops under valgrind (``callgrind``), which machine load
     does not change: each side's loop of ``episodes`` episodes minus the same process with none."""
     if shutil.which("valgrind") is None:

@@ -124,7 +124,9 @@ def main(argv: list[str]) -> None:
     if len(argv) == 4 and argv[0] in SIDES and argv[1] == "count" and argv[3].isdigit():
         side = SIDES[argv[0]]()  # one warm-up loop and one of EPISODES episodes, for an instruction counter
         side.loop(argv[2], episodes=30)
-        print(json.dumps(side.loop(argv[2], episodes=int(argv[3]))) if int(argv[3]) else "{}", flush=True)
+        n = int(argv[3])  # with 0 the same calls (garbage collection, the JSON line) run around no episode
+        result = side.loop(argv[2], episodes=n) if n else (gc.collect(), {"steps": 0})[1]
+        print(json.dumps(result), flush=True)
         return
     if len(argv) != 1 or argv[0] not in SIDES:
         raise SystemExit(f"usage: env_step_loop.py {{{'|'.join(SIDES)}}} [count SCENARIO EPISODES]; got {argv}")
