@@ -474,9 +474,10 @@ class AgentEnv(gym.Env[list, str]):
                 info["reward_components"] = zeroed
             components = zeroed
             info["success"] = False
+        # the weighted sum of the components in their order, as sum() adds them (a loop is cheaper than map here)
         weights = self.reward_weights
-        reward = 0.0  # the weighted sum of the components in their order, as sum() adds them (a loop: cheaper
-        for k, v in components.items():  # than map() for a handful)
+        reward = 0.0
+        for k, v in components.items():
             reward += weights.get(k, 1.0) * v
         return obs, reward, terminated, truncated, info
 
@@ -505,14 +506,16 @@ class AgentEnv(gym.Env[list, str]):
         else:
             calls = [{"name": c.name, "arguments": c.arguments} if type(c) is ToolCall else c.to_dict() for c in pcalls]
         answer, errors = parsed.answer, parsed.errors
+        on_answer = answer is not None and not errors
+        run_calls = not on_answer and bool(pcalls or errors)
         try:
-            if answer is not None and not errors:
-                return self._on_answer(answer), calls
-            if pcalls or errors:
+            if on_answer:
+                return self._on_answer(answer), calls  # type: ignore[arg-type]
+            if run_calls:
                 return self._run_calls(parsed), calls
             return self._on_no_call(action), calls
         except InfrastructureError as e:  # a service failed inside a task hook: not the model's fault
-            hook = "_on_answer" if answer is not None and not errors else "_run_calls" if pcalls or errors else "_on_no_call"
+            hook = "_on_answer" if on_answer else "_run_calls" if run_calls else "_on_no_call"
             return self._infra_outcome(f"{type(self).__name__}.{hook}", f"{type(e).__name__}: {e}"), calls
 
     def _spent_budget(self) -> str | None:
@@ -545,13 +548,13 @@ class AgentEnv(gym.Env[list, str]):
         tool_errors: list[dict[str, str]] = []
         infra: ToolResult | None = None
         invalid = 0  # calls that named no tool or broke its schema
-        execute, after_call = self.tools.execute, type(self)._after_call
+        after_call = type(self)._after_call  # self.tools is read per call: _after_call may replace it (a fence)
         for call in parsed.calls:
             if infra is not None:  # a service is down: do not send it the rest of this turn's calls
                 messages.append({"role": "tool", "name": call.name, "content": (
                     f"Error: not run: an earlier call of this turn ({infra.call.name!r}) hit an infrastructure failure.")})
                 continue
-            res = execute(call)
+            res = self.tools.execute(call)
             results.append(res)
             if after_call is not _NO_AFTER_CALL:
                 self._after_call(res)
@@ -604,7 +607,6 @@ class AgentEnv(gym.Env[list, str]):
             if text is not content:
                 message = {**message, "content": text}
         return message
-
 
 
 _NO_BEFORE_TURN = AgentEnv._before_turn
