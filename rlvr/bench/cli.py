@@ -172,15 +172,15 @@ def run(args: argparse.Namespace) -> int:
         learning_seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
         if args.learning_lr is not None and not args.learning_lr > 0:
             raise ConfigError(f"--learning-lr must be a positive learning rate, got {args.learning_lr}")
-        lr = {} if args.learning_lr is None else {"lr": args.learning_lr}
+        lr = DEFAULT_LEARNING_LR if args.learning_lr is None else args.learning_lr
         if args.quick:  # the pipeline end to end at the smallest scale: one seed, GuessNumber, one step of one group
             learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps or 1,
                                           envs=["rlvr/GuessNumber-v0"], eval_episodes=2, eval_every=0,
-                                          warmup_steps=1, warmup_episodes=4, group_size=4, tasks_per_step=1, **lr)
+                                          warmup_steps=1, warmup_episodes=4, group_size=4, tasks_per_step=1, lr=lr)
         else:
             learning_envs = [e if e.startswith("rlvr/") else f"rlvr/{e}" for e in args.learning_envs or LEARNING_ENVS]
             learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps, envs=learning_envs,
-                                          **lr)
+                                          lr=lr)
     total += len(learning_runs)
     bar = _bar(total, args.quiet)
     try:
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     if learning_runs:  # the learning runs' own seeds and plan (they differ from the microbenchmark's)
         meta["learning"] = {"seeds": sorted({r.seed for r in learning_runs}), "envs": sorted({r.env for r in learning_runs}),
                             "schemes": list(dict.fromkeys(r.scheme for r in learning_runs)), "runs": len(learning_runs),
-                            "lr": lr.get("lr", DEFAULT_LEARNING_LR)}
+                            "lr": lr}
     results = report.write_outputs(out, credit, exploits, claims, meta, learning)
     print(report.summary(results))
     print(f"\nwrote {out / 'report.md'}, CSV, {out / 'results.json'}"

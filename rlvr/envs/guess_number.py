@@ -96,7 +96,7 @@ class GuessNumberEnv(AgentEnv):
 
     def _secret_of(self, task_id: Any) -> int:
         """The secret of a task id ``guess-LOW-HIGH-SECRET`` of this env's range."""
-        prefix = f"guess-{self.low}-{self.high}-"
+        prefix = _range_texts(self.low, self.high)[2]
         tail = task_id[len(prefix):] if isinstance(task_id, str) and task_id.startswith(prefix) else ""
         if not tail.lstrip("-").isdigit() or not self.low <= int(tail) <= self.high:
             raise ConfigError(f"no task with id {task_id!r}: this env's ids are {prefix}N with N in "
