@@ -52,7 +52,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="schemes of the --learning runs (default: outcome igpo; among outcome grpo turn dual gigpo "
                         "igpo gra)")
     r.add_argument("--learning-steps", type=int, default=None,
-                   help="RL steps of each --learning run (default per environment: GuessNumber 8, DeepSearch 3)")
+                   help="RL steps of each --learning run (default per environment: GuessNumber 8, DeepSearch 2)")
     r.add_argument("--learning-lr", type=float, default=None,
                    help="learning rate of the --learning runs' RL steps (default 2e-5; the warm start keeps 3e-5)")
     r.add_argument("--learning-envs", nargs="+", default=None, metavar="ENV",

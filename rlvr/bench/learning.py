@@ -2,8 +2,9 @@
 
 Short ``rlvr train`` runs of the same model, seeds and budget after the behaviour-cloning warm start,
 one per (environment, scheme, seed), outcome-only against turn-level schemes. Every run of a seed
-starts from the same warm start (the same demonstrations, steps and seed: the same weights), so the
-schemes are compared paired. Each run writes its usual folder (``metrics.jsonl``, ``eval_warmup/``,
+starts from the same warm start, trained once by the first scheme's run and loaded by the others
+(``--warm-start-from``: the same weights and the same evaluation after it), so the schemes are compared
+paired. Each run writes its usual folder (``metrics.jsonl``, ``eval_warmup/``,
 ``eval_step{N}/`` and ``eval_after/`` held-out trajectories); :func:`collect_learning` reads them back
 into per-(environment, scheme) rows: held-out success after the warm start and after RL (mean and
 95% interval over seeds), the gain, and per-step curves of the held-out success, the training success
@@ -58,11 +59,15 @@ class LearningEnv:
 LEARNING_ENVS: dict[str, LearningEnv] = {
     "rlvr/GuessNumber-v0": LearningEnv({"low": 1, "high": 4}, ("format", "tool_validity", "progress"),
                                        max_new_tokens=32, warmup_steps=6, warmup_episodes=16, steps=8),
-    "rlvr/DeepSearch-v0": LearningEnv({"hops": 1}, ("format", "tool_validity", "evidence", "repeat_query",
-                                                    "tool_error", "em", "f1", "rubric"),
-                                      max_new_tokens=64, warmup_steps=4, warmup_episodes=8, steps=3, group_size=4),
+    "rlvr/DeepSearch-v0": LearningEnv({"hops": 1, "top_k": 3, "snippet_chars": 120, "page_chars": 600},
+                                      ("format", "tool_validity", "evidence", "repeat_query", "tool_error", "em", "f1",
+                                       "rubric"),
+                                      max_new_tokens=64, warmup_steps=4, warmup_episodes=4, steps=2, group_size=4),
 }
-"""Environments of the learning runs and their difficulty (GuessNumber 1-4, DeepSearch 1-hop)."""
+"""Environments of the learning runs and their difficulty (GuessNumber 1-4, DeepSearch 1-hop). DeepSearch
+shows 3 results of 120-character snippets and pages of 600 characters (the oracle still answers every
+question): an episode is ~1,050 tokens instead of ~1,300, and on 2 CPU cores a forward and backward pass
+runs at ~90 tokens/s, so its warm start and updates dominate the benchmark's time."""
 
 
 def _outcome_only(env: LearningEnv) -> dict[str, float]:
@@ -103,6 +108,9 @@ class LearningRun:
     out: Path
     args: tuple[str, ...]
     eval_every: int = 0
+    warm_start: Path | None = None
+    """The run whose warm start this one loads (``--warm-start-from``): the first scheme's run of the same
+    environment and seed; None for that run, which trains it."""
 
 
 def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int], *, steps: int | None = None,
@@ -122,9 +130,10 @@ def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int],
             raise ConfigError(f"no learning configuration for {env_id!r}; available: {list(LEARNING_ENVS)}")
         env = LEARNING_ENVS[env_id]
         extra = [a for k, v in env.train.items() for a in (f"--{k.replace('_', '-')}", str(v))]
-        for scheme in schemes:
+        for i, scheme in enumerate(schemes):
             for seed in seeds:
                 folder = Path(out) / "learning" / env_id.split("/")[1] / scheme / f"seed{seed}"
+                owner = None if i == 0 else Path(out) / "learning" / env_id.split("/")[1] / schemes[0] / f"seed{seed}"
                 args = (env_id, "--model", model, "--seed", str(seed), "--steps", str(steps or env.steps),
                         "--warmup-sft-steps", str(env.warmup_steps if warmup_steps is None else warmup_steps),
                         "--warmup-sft-episodes", str(warmup_episodes or env.warmup_episodes), "--warmup-sft-lr", "3e-5",
@@ -134,8 +143,8 @@ def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int],
                         "--env-kwargs", json.dumps(env.kwargs), "--output-dir", str(folder),
                         "--report-to", "none", "--no-plot", "--device", "cpu",
                         "--gradient-checkpointing", "--optimizer", "adamw_bf16", "--logit-chunk-tokens", "64",
-                        *extra, *LEARNING_SCHEMES[scheme](env))
-                runs.append(LearningRun(env_id, scheme, seed, folder, args, eval_every))
+                        *extra, *LEARNING_SCHEMES[scheme](env), *(("--warm-start-from", str(owner)) if owner else ()))
+                runs.append(LearningRun(env_id, scheme, seed, folder, args, eval_every, owner))
     return runs
 
 
@@ -157,10 +166,12 @@ def run_learning(runs: Sequence[LearningRun], runner: Callable[[LearningRun], No
                  progress: Callable[[str], None] | None = None, jobs: int = 1) -> None:
     """Execute the planned runs (``runner`` defaults to a ``rlvr train`` subprocess logging to the run's
     ``train.log``), ``jobs`` at a time (each subprocess then gets ``cores // jobs`` threads); a run whose
-    folder already holds its final evaluation is not run again (an interrupted benchmark resumes)."""
+    folder already holds its final evaluation is not run again (an interrupted benchmark resumes). The runs
+    that train a warm start go first, those that load one (``warm_start``) after them."""
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     todo = [r for r in runs if not (r.out / "eval_after" / "trajectories.jsonl").is_file()]
+    phases = [[r for r in todo if r.warm_start is None], [r for r in todo if r.warm_start is not None]]
     for run in runs:
         if run not in todo and progress:
             progress(f"learning/{run.env}/{run.scheme}/seed{run.seed} (done before)")
@@ -173,18 +184,19 @@ def run_learning(runs: Sequence[LearningRun], runner: Callable[[LearningRun], No
             _subprocess_runner(run, threads)
         return run
 
-    if jobs == 1:
-        done = map(one, todo)
-    else:
-        pool = ThreadPoolExecutor(jobs)
-        done = (f.result() for f in as_completed([pool.submit(one, r) for r in todo]))
-    try:
-        for run in done:
-            if progress:
-                progress(f"learning/{run.env}/{run.scheme}/seed{run.seed}")
-    finally:
-        if jobs > 1:
-            pool.shutdown(wait=True, cancel_futures=True)
+    for phase in phases:
+        if jobs == 1:
+            done = map(one, phase)
+        else:
+            pool = ThreadPoolExecutor(jobs)
+            done = (f.result() for f in as_completed([pool.submit(one, r) for r in phase]))
+        try:
+            for run in done:
+                if progress:
+                    progress(f"learning/{run.env}/{run.scheme}/seed{run.seed}")
+        finally:
+            if jobs > 1:
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _held_out(folder: Path) -> float | None:

@@ -12,6 +12,7 @@ from rlvr.agents.trainer.batch import group_advantages, reward_tables
 from rlvr.agents.trainer.config import Advantage, TrainConfig
 from rlvr.agents.trainer.sequences import TemplateRenderer, broadcast_turn_values, build_sequence
 from rlvr.agents.trainer.trainer import collect_groups, first_prediction, ppo_update, task_seeds, train, train_main
+from rlvr.errors import ConfigError
 
 ENV_KW = {"low": 1, "high": 2, "max_turns": 2}
 
@@ -245,6 +246,46 @@ def test_warm_start_clones_the_oracle(tmp_path, tok):
     model = tiny_llama(tok)
     losses = sft_warmup(model, seqs, steps=4, lr=1e-3, pad_id=tok.pad_token_id, device=torch.device("cpu"))
     assert len(losses) == 4 and losses[-1] < losses[0]
+
+
+def test_a_run_reuses_another_runs_warm_start(tmp_path, tok, monkeypatch):
+    """warm_start_from loads the other run's warm-start weights and evaluation instead of training them again;
+    other warm-start settings are a clear error, other reward weights re-evaluate."""
+    import rlvr.agents.trainer.trainer as T
+
+    fresh = tiny_llama
+    kw = dict(warmup_sft_steps=2, warmup_sft_episodes=2, warmup_sft_lr=1e-3, eval_episodes=2, eval_base=False,
+              lr=1e-6)
+    first = _config(tmp_path, output_dir=str(tmp_path / "a"), **kw)
+    res_a = train(first, model=fresh(tok), tokenizer=tok)
+    warm = torch.load(tmp_path / "a" / "checkpoints" / "warmup" / "checkpoint.pt", weights_only=False)["model"]
+    second = _config(tmp_path, output_dir=str(tmp_path / "b"), warm_start_from=str(tmp_path / "a"), advantage="turn", **kw)
+    model_b = fresh(tok)
+    calls = []
+    real_sft = T.sft_warmup
+    monkeypatch.setattr(T, "sft_warmup", lambda *a, **k: calls.append(1) or real_sft(*a, **k))
+    res_b = train(second, model=model_b, tokenizer=tok)
+    assert calls == []  # no behaviour cloning: the weights came from run a
+    assert res_b.eval_warmup == res_a.eval_warmup and res_b.warmup_losses == res_a.warmup_losses
+    b = tmp_path / "b"
+    assert (b / "eval_warmup" / "trajectories.jsonl").read_text() == (tmp_path / "a" / "eval_warmup" / "trajectories.jsonl").read_text()
+    mine = torch.load(b / "checkpoints" / "warmup" / "checkpoint.pt", weights_only=False)["model"]
+    assert mine.keys() == warm.keys() and all(torch.equal(mine[n], warm[n]) for n in warm)
+    # the loaded weights are the ones RL started from: one AdamW step at lr 1e-6 moves each by about 1e-6
+    # (the warm start's two steps at lr 1e-3 moved them about 1e-3 from a fresh model's)
+    params = {n: p.detach() for n, p in model_b.named_parameters()}
+    assert max(float((params[n] - warm[n]).abs().max()) for n in warm) < 1e-5
+    other = _config(tmp_path, output_dir=str(tmp_path / "c"), warm_start_from=str(tmp_path / "a"),
+                    **{**kw, "warmup_sft_steps": 3})
+    with pytest.raises(ConfigError, match="warmup_sft_steps: 2 there, 3 here"):
+        train(other, model=fresh(tok), tokenizer=tok)
+    with pytest.raises(ConfigError, match="holds no warm start"):
+        train(_config(tmp_path, output_dir=str(tmp_path / "d"), warm_start_from=str(tmp_path / "nowhere"), **kw),
+              model=fresh(tok), tokenizer=tok)
+    weighted = _config(tmp_path, output_dir=str(tmp_path / "e"), warm_start_from=str(tmp_path / "a"),
+                       reward_weights={"progress": 0.0}, **kw)
+    res_e = train(weighted, model=fresh(tok), tokenizer=tok)  # the evaluation records rewards: evaluated afresh
+    assert res_e.eval_warmup is not None and res_e.eval_warmup["success_rate"] == res_a.eval_warmup["success_rate"]
 
 
 @pytest.mark.slow

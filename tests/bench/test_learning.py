@@ -33,11 +33,17 @@ def test_plan_parses_as_train_configs(tmp_path):
     assert cfg["grpo"].warmup_sft_steps == 6 and cfg["grpo"].warmup_sft_episodes == 16
     assert cfg["grpo"].eval_every == 2 and not cfg["grpo"].eval_base  # the warm start is the baseline
     ds = [TrainConfig.from_args(list(r.args)) for r in runs if r.env == "rlvr/DeepSearch-v0" and r.scheme == "outcome"]
-    assert ds[0].env_kwargs == {"hops": 1} and ds[0].reward_weights["evidence"] == 0.0 and ds[0].steps == 3
+    assert ds[0].env_kwargs["hops"] == 1 and ds[0].reward_weights["evidence"] == 0.0 and ds[0].steps == 3
     assert ds[0].group_size == 4 and cfg["grpo"].group_size == 8
     assert "outcome" not in ds[0].reward_weights
     with pytest.raises(ConfigError, match="no learning configuration"):
         plan_learning(tmp_path, ["carr"], [0])
+    # the first scheme's run of each (env, seed) trains the warm start; the others load it
+    by = {(r.env, r.scheme, r.seed): r for r in runs}
+    for (env, scheme, seed), r in by.items():
+        owner = by[(env, "outcome", seed)]
+        assert r.warm_start == (None if scheme == "outcome" else owner.out)
+        assert TrainConfig.from_args(list(r.args)).warm_start_from == (None if r.warm_start is None else str(owner.out))
 
 
 def test_learned_reads_the_gain_interval():
@@ -135,6 +141,8 @@ def test_parallel_jobs_run_every_planned_run_once(tmp_path):
     seen = []
     run_learning(runs, runner=_fake_runner, progress=seen.append, jobs=2)
     assert sorted(seen) == sorted(f"learning/{r.env}/{r.scheme}/seed{r.seed}" for r in runs)
+    # the runs that train a warm start finish before any run that loads one starts
+    assert {s.split("/")[3] for s in seen[:3]} == {"outcome"} and {s.split("/")[3] for s in seen[3:]} == {"igpo"}
     assert len(collect_learning(runs)["rows"]) == 2
     with pytest.raises(ConfigError, match="jobs must be >= 1"):
         run_learning(runs, runner=_fake_runner, jobs=0)

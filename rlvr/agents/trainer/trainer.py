@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -44,7 +46,7 @@ from rlvr.agents.trainer.memory import model_memory
 from rlvr.agents.trainer.optim import make_optimizer
 from rlvr.agents.trainer.update import ppo_update
 from rlvr.agents.trainer.sequences import TemplateRenderer, TokenSequence, first_prediction
-from rlvr.agents.trajectory import Trajectory, TrajectoryWriter
+from rlvr.agents.trajectory import Trajectory, TrajectoryWriter, read_trajectories
 from rlvr.agents.vlm import VLMAgent, is_codec, is_vision_checkpoint, load_vlm
 from rlvr.errors import ConfigError, RLVRError
 from rlvr.rewards.info_gain import InformationGain
@@ -214,14 +216,69 @@ def _max_turns(env_id: str, env_kwargs: dict[str, Any]) -> int:
         env.close()
 
 
+WARM_START_KEYS = ("model", "env", "env_kwargs", "seed", "warmup_sft_steps", "warmup_sft_episodes", "warmup_sft_lr",
+                   "micro_batch_size", "max_grad_norm", "optimizer", "logit_chunk_tokens", "prefix_sharing", "device",
+                   "precision", "lora", "lora_r", "lora_alpha", "lora_dropout")
+"""Settings that decide the warm start's weights: a run may reuse another's warm start when all of them match."""
+_WARM_EVAL_KEYS = ("eval_episodes", "max_new_tokens", "max_context", "rollout_batch_size", "reward_weights")
+"""Further settings that decide the evaluation after the warm start (its trajectories record the rewards)."""
+_WARMUP_FILE = "warmup.json"  # next to the warm start's checkpoint: its losses and demonstrations
+
+
+def _reuse_warm_start(config: TrainConfig, model: Any, result: TrainResult, say: Callable[[str], None]) -> bool:
+    """Load the warm start of the run in ``config.warm_start_from`` (see that setting); True when its
+    evaluation after the warm start was reused too. Raises ConfigError when that run's warm start is
+    missing or was made with other settings."""
+    import shutil
+
+    src, out = Path(config.warm_start_from or ""), Path(config.output_dir)
+    ckpt = src / "checkpoints" / "warmup" / "checkpoint.pt"
+    if not ckpt.is_file():
+        raise ConfigError(f"warm_start_from={str(src)!r} holds no warm start ({ckpt} is missing): give the folder of a "
+                          "run that trained one (warmup_sft_steps > 0) and finished it")
+    theirs = torch.load(ckpt, map_location="cpu", weights_only=False)["config"]
+    ours = config.to_dict()
+    differ = [k for k in WARM_START_KEYS if theirs.get(k) != ours[k]]
+    if differ:
+        raise ConfigError(f"the warm start in {src} was made with other settings: "
+                          + "; ".join(f"{k}: {theirs.get(k)!r} there, {ours[k]!r} here" for k in differ)
+                          + "; use the same settings, or drop warm_start_from to train a warm start of its own")
+    load_checkpoint(ckpt, model, None)
+    mine = out / "checkpoints" / "warmup"  # a resumed run's reference model reloads the warm start from here
+    mine.mkdir(parents=True, exist_ok=True)
+    if not (mine / "checkpoint.pt").exists():
+        try:
+            os.link(ckpt, mine / "checkpoint.pt")  # the same file, no copy, where the file system allows it
+        except OSError:
+            shutil.copyfile(ckpt, mine / "checkpoint.pt")
+    record = src / "checkpoints" / "warmup" / _WARMUP_FILE
+    if record.is_file():
+        shutil.copyfile(record, mine / _WARMUP_FILE)
+        result.warmup_losses = json.loads(record.read_text(encoding="utf-8"))["losses"]
+    say(f"warm start loaded from {src}")
+    evals = src / "eval_warmup" / "trajectories.jsonl"
+    if not config.eval_episodes or any(theirs.get(k) != ours[k] for k in _WARM_EVAL_KEYS) or not evals.is_file():
+        return False
+    shutil.copytree(src / "eval_warmup", out / "eval_warmup", dirs_exist_ok=True)
+    result.eval_warmup = summarize(list(read_trajectories(out / "eval_warmup" / "trajectories.jsonl")))
+    say(f"eval after warm-up (that of {src}, the same weights and evaluation): {result.eval_warmup}")
+    return True
+
+
 def _warm_start(config: TrainConfig, model: Any, tokenizer: Any, env_kwargs: dict[str, Any], result: TrainResult,
                 autocast: Callable, device: torch.device, say: Callable[[str], None]) -> None:
-    """Evaluate, then behaviour-clone the oracle (``warmup_sft_steps``) and evaluate again: a fresh run only."""
+    """Evaluate, then behaviour-clone the oracle (``warmup_sft_steps``) and evaluate again: a fresh run only.
+    With ``warm_start_from`` the warm start (and, where it applies, its evaluation) is another run's."""
     out = Path(config.output_dir)
     if config.eval_episodes and (config.eval_base or not config.warmup_sft_steps):
         result.eval_before = evaluate(model, tokenizer, config, env_kwargs, out / "eval_before", autocast)
         say(f"eval before: {result.eval_before}")
     if not config.warmup_sft_steps:
+        return
+    if config.warm_start_from is not None:
+        if not _reuse_warm_start(config, model, result, say) and config.eval_episodes:
+            result.eval_warmup = evaluate(model, tokenizer, config, env_kwargs, out / "eval_warmup", autocast)
+            say(f"eval after warm-up: {result.eval_warmup}")
         return
     demos = demonstration_sequences(config.env, env_kwargs, tokenizer, config.warmup_sft_episodes,
                                     demonstration_seed(config))
@@ -232,7 +289,8 @@ def _warm_start(config: TrainConfig, model: Any, tokenizer: Any, env_kwargs: dic
                         prefix_sharing=config.prefix_sharing)
     result.warmup_losses = losses
     say(f"warm-up on {len(demos)} oracle episodes: NLL {losses[0]:.3f} -> {losses[-1]:.3f}")
-    save_checkpoint(out / "checkpoints", model, None, 0, config.to_dict(), name="warmup")
+    path = save_checkpoint(out / "checkpoints", model, None, 0, config.to_dict(), name="warmup")
+    (path / _WARMUP_FILE).write_text(json.dumps({"losses": losses, "demonstrations": len(demos)}), encoding="utf-8")
     if config.eval_episodes:
         result.eval_warmup = evaluate(model, tokenizer, config, env_kwargs, out / "eval_warmup", autocast)
         say(f"eval after warm-up: {result.eval_warmup}")
