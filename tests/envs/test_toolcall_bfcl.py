@@ -41,6 +41,14 @@ INCONSISTENT_GOLD = {
     "multi_turn_miss_param_173": "gold passes a string where the doc declares an integer",
     "multi_turn_long_context_173": "gold passes a string where the doc declares an integer",
     "multi_turn_miss_func_49": "gold calls 'tail' two requests before the function is made available",
+    "parallel_multiple_21": "gold passes source strings (\"data['sales']\") where the doc declares arrays",
+    "parallel_multiple_94": "gold passes strings where the doc declares an array of integers",
+    "live_multiple_552-153-1": "gold requires a boolean where the doc declares a string",
+    "live_multiple_595-158-1": "gold requires a boolean and an integer where the doc declares strings",
+    "live_multiple_596-158-2": "gold requires an integer where the doc declares a string",
+    "live_multiple_731-167-2": "gold requires a boolean where the doc declares a string",
+    "live_multiple_733-167-4": "gold requires a boolean where the doc declares a string",
+    "live_multiple_735-167-6": "gold requires a boolean where the doc declares a string",
 }
 
 
@@ -180,6 +188,20 @@ def test_ast_check_counts_and_order():
     assert not ast_check([a], [GOLD, g2], SIG)  # wrong count
     assert not ast_check([a, a], [GOLD, g2], SIG)
     assert ast_check([], [], SIG) and not ast_check([a], [], SIG)  # irrelevance: no call allowed
+
+
+def test_oracle_call_takes_the_allowed_value_of_the_declared_type():
+    from rlvr.envs.toolcall.bfcl_check import _ast_gold
+
+    sig = {"find": {"types": {"city": ("string", None), "unisex": ("string", None), "rooms": ("string", None),
+                              "smoking": ("string", None)}, "required": ["city"], "language": "python"}}
+    # BFCL's possible answers sometimes list only values of another type than the doc declares
+    gold = _ast_gold({"find": {"city": ["Paris"], "unisex": ["", True], "rooms": [1, "1"], "smoking": [False]}}, sig)
+    assert gold.arguments == {"city": "Paris", "rooms": "1", "smoking": False}  # unisex optional: left out
+    assert gold.accept["unisex"] == (True,) and gold.optional == frozenset({"unisex"})
+    # the required 'smoking' keeps its only (ill-typed) value: such cases are the inconsistent gold listed above
+    java = {"find": {**sig["find"], "language": "java"}}
+    assert _ast_gold({"find": {"city": ["Paris"], "rooms": [1, "1"]}}, java).arguments == {"city": "Paris", "rooms": 1}
 
 
 # ----------------------------------------------------------------------------- oracle

@@ -198,6 +198,12 @@ def _from_source(value: Any, ptype: str | None) -> Any:
     return value
 
 
+def _of_type(value: Any, ptype: str | None) -> bool:
+    """Whether a possible-answer value has the declared BFCL type (an int is a number; unknown types fit)."""
+    expected = _PY_TYPES.get(ptype) if ptype else None
+    return expected is None or type(value) is expected or (expected is float and type(value) is int)
+
+
 def _acceptable(gold: GoldCall, param: str) -> list[Any]:
     return list(gold.accept.get(param, ())) + ([""] if param in gold.optional else [])
 
@@ -259,7 +265,9 @@ def _canonical(value: Any, ptype: str | None, item_type: str | None) -> Any:
 
 def _ast_gold(answer: Mapping[str, Any], signatures: Mapping[str, Any]) -> GoldCall:
     (name, params), = answer.items()
-    types = signatures.get(name, {"types": {}})["types"]
+    signature = signatures.get(name, {"types": {}})
+    types = signature["types"]
+    typed = signature.get("language", "python") == "python"  # Java / JavaScript values may be source strings
     args: dict[str, Any] = {}
     accept: dict[str, tuple[Any, ...]] = {}
     optional = set()
@@ -272,5 +280,10 @@ def _ast_gold(answer: Mapping[str, Any], signatures: Mapping[str, Any]) -> GoldC
             if p in optional and (p not in types or values[0] is None):
                 continue  # the oracle leaves out optional parameters it cannot state cleanly
             ptype, item = types.get(p, (None, None))
-            args[p] = json_roundtrip(_canonical(values[0], ptype, item))
+            # the first allowed value of the declared type: some possible answers also list values of another
+            # type (False for a string enum of "True" / "False"), which the tool's schema refuses
+            fitting = [v for v in values if not typed or _of_type(v, ptype)]
+            if not fitting and p in optional:
+                continue  # every stated value contradicts the declared type: an optional parameter is left out
+            args[p] = json_roundtrip(_canonical((fitting or values)[0], ptype, item))
     return GoldCall(name, args, frozenset(optional), accept)
