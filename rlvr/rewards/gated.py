@@ -35,6 +35,9 @@ class SubmissionOutcome(StrEnum):
     """The high-level outcome of a software-engineering episode, from worst to best."""
 
     NO_SUBMISSION = "no_submission"
+    REGRESSION = "regression"
+    """A submitted patch that makes tests fail which passed without it (PASS_TO_PASS), e.g. one that breaks
+    the package: worse than submitting nothing changed."""
     EMPTY_PATCH = "empty_patch"
     TESTS_FAIL = "tests_fail"
     RESOLVED = "resolved"
@@ -43,11 +46,14 @@ class SubmissionOutcome(StrEnum):
 @dataclass(frozen=True)
 class OutcomeLevels:
     """Reward of each :class:`SubmissionOutcome`; must increase strictly in the order
-    no submission < empty patch < tests fail < resolved. (The paper's constants were not published;
-    these defaults put the G-RA gate at ``delta = 0``: any non-empty submitted patch opens it.)"""
+    no submission < regression < empty patch < tests fail < resolved. (The paper's constants were not
+    published; these defaults put the G-RA gate at ``delta = 0``: a submitted patch that changes the
+    repository without breaking what passed opens it.)"""
 
     no_submission: float = -1.0
     """Episode ended (turn budget) without a submission."""
+    regression: float = -0.75
+    """Submitted a patch that breaks tests which passed without it (a PASS_TO_PASS test fails)."""
     empty_patch: float = -0.5
     """Submitted, but the work tree had no changes."""
     tests_fail: float = 0.0
@@ -56,10 +62,10 @@ class OutcomeLevels:
     """Every FAIL_TO_PASS test passes and every PASS_TO_PASS test still passes."""
 
     def __post_init__(self) -> None:
-        vals = [self.no_submission, self.empty_patch, self.tests_fail, self.resolved]
+        vals = [self.no_submission, self.regression, self.empty_patch, self.tests_fail, self.resolved]
         if any(b <= a for a, b in zip(vals, vals[1:])):
-            raise ConfigError(f"OutcomeLevels must increase strictly (no_submission < empty_patch < tests_fail < "
-                              f"resolved); got {vals}")
+            raise ConfigError(f"OutcomeLevels must increase strictly (no_submission < regression < empty_patch < "
+                              f"tests_fail < resolved); got {vals}")
 
     def value(self, outcome: SubmissionOutcome | str) -> float:
         """The reward of ``outcome``."""

@@ -629,4 +629,4 @@ def test_swe_repo_sabotage_then_submit_is_graded(swe_env, sabotage):
     assert info["error"] is None and not terminated
     _, _, terminated, truncated, info = swe_env.step(_call("submit"))
     assert "infra_failure" not in info and (info["error"] or {}).get("kind") != "infrastructure", info["error"]
-    assert terminated and not truncated and info["outcome"] in ("tests_fail", "empty_patch")
+    assert terminated and not truncated and info["outcome"] in ("tests_fail", "regression", "empty_patch")

@@ -114,6 +114,27 @@ def test_env_reward_matches_gated_accumulation_over_the_trajectory(pool, gen):
     env.close()
 
 
+def test_a_patch_that_breaks_the_package_scores_below_an_empty_patch(pool, gen):
+    """A patch that makes the regression (PASS_TO_PASS) tests fail is graded ``regression``: below an empty patch,
+    under the gate (its step rewards cancelled) and in the ungated sum alike."""
+    task_id = gen.valid_task_ids("ledger")[0]
+    breaking = call("bash", command="for f in $(git ls-files '*.py' | grep -v '^tests/'); do echo 'def broken(:' > $f; done")
+    totals = {}
+    for accumulation in ("gated", "direct"):
+        env = make(pool, accumulation=accumulation)
+        env.reset(options={"task_id": task_id})
+        total = 0.0
+        for action in (breaking, call("submit")):
+            _, r, term, trunc, info = env.step(action)
+            total += r
+        assert term and info["outcome"] == "regression" and not info["resolved"]
+        assert info["grade"]["pass_to_pass"] and "breaks tests that passed" in env.messages[-1]["content"]
+        totals[accumulation] = total
+        env.close()
+    assert totals["gated"] == pytest.approx(LEVELS.regression)  # the gate cancels the edit's step rewards
+    assert LEVELS.regression < totals["direct"] < LEVELS.empty_patch
+
+
 def test_tools_and_error_observations(pool, gen):
     env = SWEEnv(pool=pool, max_turns=20, command_timeout_s=3, test_timeout_s=60)
     obs, info = env.reset(options={"task_id": gen.valid_task_ids("textkit")[0]})

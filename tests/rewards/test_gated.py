@@ -33,15 +33,17 @@ def episode(outcome: SubmissionOutcome, steps: int, step_reward: float = 0.1) ->
 
 def test_levels_are_ordered_and_validated():
     vals = [LEVELS.value(o) for o in SubmissionOutcome]
-    assert vals == sorted(vals) and len(set(vals)) == 4
+    assert vals == sorted(vals) and len(set(vals)) == 5
     with pytest.raises(ConfigError, match="increase strictly"):
         OutcomeLevels(empty_patch=0.5, tests_fail=0.0)
+    with pytest.raises(ConfigError, match="no_submission < regression < empty_patch"):
+        OutcomeLevels(regression=-0.4)  # a breaking patch above an empty one
     with pytest.raises(ConfigError, match="unknown outcome"):
         LEVELS.value("won")
 
 
 @pytest.mark.parametrize("outcome,gate_open", [
-    (SubmissionOutcome.NO_SUBMISSION, False), (SubmissionOutcome.EMPTY_PATCH, False),
+    (SubmissionOutcome.NO_SUBMISSION, False), (SubmissionOutcome.REGRESSION, False), (SubmissionOutcome.EMPTY_PATCH, False),
     (SubmissionOutcome.TESTS_FAIL, True), (SubmissionOutcome.RESOLVED, True),
 ])
 def test_swe_gate_opens_only_for_non_empty_submission(outcome, gate_open):

@@ -9,15 +9,15 @@ the repository and the FAIL_TO_PASS / PASS_TO_PASS tests are run.
 
 Reward components:
 
-* ``outcome`` (final turn): the level of the submission, no submission < empty patch < tests fail <
-  resolved (:class:`~rlvr.rewards.gated.OutcomeLevels`); "no submission" is given on the turn the
-  budget runs out.
+* ``outcome`` (final turn): the level of the submission, no submission < regression (the patch makes
+  PASS_TO_PASS tests fail: it breaks what worked) < empty patch < tests fail < resolved
+  (:class:`~rlvr.rewards.gated.OutcomeLevels`); "no submission" is given on the turn the budget runs out.
 * immediate, per turn: ``valid_call`` (share of the turn's calls that were well-formed and valid),
   ``modification`` (the work tree reached a state not seen before in the episode), ``test_run``
   (tests were run on a state not tested before); plus the base class's ``format`` / ``tool_validity``
   penalties.
 * ``gate`` (final turn, only with ``accumulation="gated"``): G-RA. When the outcome stays below the
-  threshold (no submission or an empty patch), it cancels the immediate rewards collected in the
+  threshold (no submission, a regression or an empty patch), it cancels the immediate rewards collected in the
   episode, so the return equals ``R_high + 1[R_high >= delta] * sum(r_low)``. With
   ``accumulation="direct"`` the return is the ungated D-RA sum.
 
@@ -76,7 +76,7 @@ class SWERewardConfig:
     """Reward constants of rlvr/SWE-v0 (the paper's values were not published; all are configuration)."""
 
     levels: OutcomeLevels = field(default_factory=OutcomeLevels)
-    """Outcome levels: no submission < empty patch < tests fail < resolved."""
+    """Outcome levels: no submission < regression < empty patch < tests fail < resolved."""
     threshold: float | None = None
     """G-RA gate ``delta`` on the outcome; default: the ``tests_fail`` level (a non-empty patch opens it)."""
     valid_call: float = 0.02

@@ -230,7 +230,9 @@ class GradeReport:
             return f"Submitted, but the patch could not be applied: {self.apply_error}"
         f_ok = sum(s in PASSING for s in self.fail_to_pass.values())
         p_ok = sum(s in PASSING for s in self.pass_to_pass.values())
-        verdict = "resolved" if self.resolved else "not resolved"
+        verdict = ("resolved" if self.resolved else
+                   "not resolved, and the patch breaks tests that passed without it"
+                   if self.outcome is SubmissionOutcome.REGRESSION else "not resolved")
         return (f"Submitted; the task is {verdict}: {f_ok}/{len(self.fail_to_pass)} target tests and "
                 f"{p_ok}/{len(self.pass_to_pass)} regression tests pass.")
 
@@ -282,7 +284,10 @@ def grade(sandbox: Sandbox, task: SWETask, *, model_patch: str | None = None, ti
     f2p = {t: statuses.get(t, "MISSING") for t in task.FAIL_TO_PASS}
     p2p = {t: statuses.get(t, "MISSING") for t in task.PASS_TO_PASS}
     resolved = all(s in PASSING for s in f2p.values()) and all(s in PASSING for s in p2p.values())
-    outcome = SubmissionOutcome.RESOLVED if resolved else SubmissionOutcome.TESTS_FAIL
+    # the PASS_TO_PASS tests pass without the patch (the task's own check), so a failing one is the patch's doing
+    regressed = any(s not in PASSING for s in p2p.values())
+    outcome = (SubmissionOutcome.RESOLVED if resolved else
+               SubmissionOutcome.REGRESSION if regressed else SubmissionOutcome.TESTS_FAIL)
     tail = run.render(timeout_s)[-2000:]
     return GradeReport(outcome, patch, f2p, p2p, None, tail, time.monotonic() - start)
 
