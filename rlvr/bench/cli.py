@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--learning-steps", type=int, default=None,
                    help="RL steps of each --learning run (default per environment: GuessNumber 8, DeepSearch 2)")
     r.add_argument("--learning-lr", type=float, default=None,
-                   help="learning rate of the --learning runs' RL steps (default 2e-5; the warm start keeps 3e-5)")
+                   help="learning rate of the --learning runs' RL steps (default 2e-5; the warm start keeps its own: GuessNumber 3e-5, DeepSearch 5e-5)")
     r.add_argument("--learning-envs", nargs="+", default=None, metavar="ENV",
                    help="environments of the --learning runs (default: GuessNumber-v0 DeepSearch-v0)")
     r.add_argument("--learning-jobs", type=int, default=2,

@@ -4,7 +4,7 @@ Short ``rlvr train`` runs of the same model, seeds and budget after the behaviou
 one per (environment, scheme, seed), outcome-only against turn-level schemes. Every run of a seed
 starts from the same warm start, trained once by the first scheme's run and loaded by the others
 (``--warm-start-from``: the same weights and the same evaluation after it), so the schemes are compared
-paired. Each run writes its usual folder (``metrics.jsonl``, ``eval_warmup/``,
+paired; where the warm start costs most of a run (DeepSearch) every seed loads the first seed's. Each run writes its usual folder (``metrics.jsonl``, ``eval_warmup/``,
 ``eval_step{N}/`` and ``eval_after/`` held-out trajectories); :func:`collect_learning` reads them back
 into per-(environment, scheme) rows: held-out success after the warm start and after RL (mean and
 95% interval over seeds), the gain, and per-step curves of the held-out success, the training success
@@ -52,6 +52,11 @@ class LearningEnv:
     """RL steps of every run (the same for every scheme)."""
     group_size: int = 8
     """Rollouts per task."""
+    warmup_lr: float = 3e-5
+    """Learning rate of the warm start."""
+    shared_warm_start: bool = False
+    """One warm start (the first seed's) for every seed and scheme, instead of one per seed: for
+    environments whose warm start costs most of a run."""
     train: dict[str, Any] = field(default_factory=dict)
     """Further ``rlvr train`` settings of every run (flag name without dashes -> value)."""
 
@@ -62,12 +67,13 @@ LEARNING_ENVS: dict[str, LearningEnv] = {
     "rlvr/DeepSearch-v0": LearningEnv({"hops": 1, "top_k": 3, "snippet_chars": 120, "page_chars": 600},
                                       ("format", "tool_validity", "evidence", "repeat_query", "tool_error", "em", "f1",
                                        "rubric"),
-                                      max_new_tokens=64, warmup_steps=4, warmup_episodes=4, steps=2, group_size=4),
+                                      max_new_tokens=64, warmup_steps=6, warmup_episodes=8, steps=2, group_size=4,
+                                      warmup_lr=5e-5, shared_warm_start=True),
 }
 """Environments of the learning runs and their difficulty (GuessNumber 1-4, DeepSearch 1-hop). DeepSearch
 shows 3 results of 120-character snippets and pages of 600 characters (the oracle still answers every
-question): an episode is ~1,050 tokens instead of ~1,300, and on 2 CPU cores a forward and backward pass
-runs at ~90 tokens/s, so its warm start and updates dominate the benchmark's time."""
+question): an episode is ~1,050 tokens instead of ~1,300; on 2 CPU cores a forward and backward pass runs at
+~90 tokens/s, so its one warm start (shared by every seed) and its updates dominate the benchmark's time."""
 
 
 def _outcome_only(env: LearningEnv) -> dict[str, float]:
@@ -92,7 +98,7 @@ the outcome plus the information gain of every turn (no other process reward, so
 the one difference is the information gain); ``gra``: G-RA gating of the process rewards by the outcome."""
 
 DEFAULT_LEARNING_LR = 2e-5
-"""Learning rate of the RL steps of every learning run unless chosen (the warm start uses 3e-5)."""
+"""Learning rate of the RL steps of every learning run unless chosen (the warm start has its own)."""
 
 DEFAULT_LEARNING_SCHEMES = ("outcome", "igpo")
 """Schemes of ``--learning`` unless chosen: outcome-only GRPO against IGPO's information gain."""
@@ -110,7 +116,7 @@ class LearningRun:
     eval_every: int = 0
     warm_start: Path | None = None
     """The run whose warm start this one loads (``--warm-start-from``): the first scheme's run of the same
-    environment and seed; None for that run, which trains it."""
+    environment and seed (of the first seed, with a shared warm start); None for the run that trains it."""
 
 
 def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int], *, steps: int | None = None,
@@ -133,10 +139,13 @@ def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int],
         for i, scheme in enumerate(schemes):
             for seed in seeds:
                 folder = Path(out) / "learning" / env_id.split("/")[1] / scheme / f"seed{seed}"
-                owner = None if i == 0 else Path(out) / "learning" / env_id.split("/")[1] / schemes[0] / f"seed{seed}"
+                # the first scheme's run of the seed (of the first seed, with a shared warm start) trains it
+                home = Path(out) / "learning" / env_id.split("/")[1] / schemes[0]
+                owner = (home / f"seed{seed}" if i else
+                         home / f"seed{seeds[0]}" if env.shared_warm_start and seed != seeds[0] else None)
                 args = (env_id, "--model", model, "--seed", str(seed), "--steps", str(steps or env.steps),
                         "--warmup-sft-steps", str(env.warmup_steps if warmup_steps is None else warmup_steps),
-                        "--warmup-sft-episodes", str(warmup_episodes or env.warmup_episodes), "--warmup-sft-lr", "3e-5",
+                        "--warmup-sft-episodes", str(warmup_episodes or env.warmup_episodes), "--warmup-sft-lr", str(env.warmup_lr),
                         "--no-eval-base", "--lr", str(lr), "--max-new-tokens", str(env.max_new_tokens),
                         "--eval-episodes", str(eval_episodes), "--eval-every", str(eval_every),
                         "--group-size", str(group_size or env.group_size), "--tasks-per-step", str(tasks_per_step),
@@ -167,14 +176,22 @@ def run_learning(runs: Sequence[LearningRun], runner: Callable[[LearningRun], No
     """Execute the planned runs (``runner`` defaults to a ``rlvr train`` subprocess logging to the run's
     ``train.log``), ``jobs`` at a time (each subprocess then gets ``cores // jobs`` threads); a run whose
     folder already holds its final evaluation is not run again (an interrupted benchmark resumes). The runs
-    that train a warm start go first, those that load one (``warm_start``) after them."""
+    that train a warm start go first, each run that loads one (``warm_start``) after the run it loads it from."""
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     todo = [r for r in runs if not (r.out / "eval_after" / "trajectories.jsonl").is_file()]
-    phases = [[r for r in todo if r.warm_start is None], [r for r in todo if r.warm_start is not None]]
     for run in runs:
         if run not in todo and progress:
             progress(f"learning/{run.env}/{run.scheme}/seed{run.seed} (done before)")
+    waiting = {r.out for r in todo}
+    phases = []  # rounds: a run goes once the run whose warm start it loads has finished
+    while todo:
+        ready = [r for r in todo if r.warm_start is None or r.warm_start not in waiting]
+        if not ready:
+            raise ConfigError(f"learning runs wait on warm starts no planned run trains: {[str(r.out) for r in todo]}")
+        phases.append(ready)
+        todo = [r for r in todo if r not in ready]
+        waiting -= {r.out for r in ready}
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
 
     def one(run: LearningRun) -> LearningRun:

@@ -282,6 +282,13 @@ def test_a_run_reuses_another_runs_warm_start(tmp_path, tok, monkeypatch):
     with pytest.raises(ConfigError, match="holds no warm start"):
         train(_config(tmp_path, output_dir=str(tmp_path / "d"), warm_start_from=str(tmp_path / "nowhere"), **kw),
               model=fresh(tok), tokenizer=tok)
+    other_seed = _config(tmp_path, output_dir=str(tmp_path / "f"), warm_start_from=str(tmp_path / "a"), seed=3, **kw)
+    train(other_seed, model=fresh(tok), tokenizer=tok)  # another seed loads the weights, evaluates its own tasks
+    seeds = {json.loads(line)["seed"] for line in (tmp_path / "f" / "eval_warmup" / "trajectories.jsonl").read_text().splitlines()}
+    assert seeds and seeds.isdisjoint(json.loads(line)["seed"] for line in
+                                      (tmp_path / "a" / "eval_warmup" / "trajectories.jsonl").read_text().splitlines())
+    assert torch.equal(torch.load(tmp_path / "f" / "checkpoints" / "warmup" / "checkpoint.pt", weights_only=False)["model"][
+        next(iter(warm))], warm[next(iter(warm))])
     weighted = _config(tmp_path, output_dir=str(tmp_path / "e"), warm_start_from=str(tmp_path / "a"),
                        reward_weights={"progress": 0.0}, **kw)
     res_e = train(weighted, model=fresh(tok), tokenizer=tok)  # the evaluation records rewards: evaluated afresh

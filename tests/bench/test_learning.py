@@ -39,11 +39,14 @@ def test_plan_parses_as_train_configs(tmp_path):
     with pytest.raises(ConfigError, match="no learning configuration"):
         plan_learning(tmp_path, ["carr"], [0])
     # the first scheme's run of each (env, seed) trains the warm start; the others load it
+    # (DeepSearch: every seed loads the first seed's)
     by = {(r.env, r.scheme, r.seed): r for r in runs}
     for (env, scheme, seed), r in by.items():
-        owner = by[(env, "outcome", seed)]
-        assert r.warm_start == (None if scheme == "outcome" else owner.out)
+        shared = env == "rlvr/DeepSearch-v0" and scheme == "outcome" and seed != 0
+        owner = by[(env, "outcome", 0 if shared else seed)]
+        assert r.warm_start == (None if scheme == "outcome" and not shared else owner.out)
         assert TrainConfig.from_args(list(r.args)).warm_start_from == (None if r.warm_start is None else str(owner.out))
+    assert ds[0].warmup_sft_lr == 5e-5 and cfg["grpo"].warmup_sft_lr == 3e-5
 
 
 def test_learned_reads_the_gain_interval():
@@ -143,6 +146,12 @@ def test_parallel_jobs_run_every_planned_run_once(tmp_path):
     assert sorted(seen) == sorted(f"learning/{r.env}/{r.scheme}/seed{r.seed}" for r in runs)
     # the runs that train a warm start finish before any run that loads one starts
     assert {s.split("/")[3] for s in seen[:3]} == {"outcome"} and {s.split("/")[3] for s in seen[3:]} == {"igpo"}
+    ds = plan_learning(tmp_path / "ds", ["outcome", "igpo"], [0, 1], envs=["rlvr/DeepSearch-v0"], steps=1)
+    order = []
+    run_learning(ds, runner=_fake_runner, progress=order.append, jobs=1)
+    # one warm start (seed 0's outcome run), then the runs loading it, then the runs loading theirs
+    assert order[0].endswith("outcome/seed0") and order[-1].endswith("igpo/seed1")
+    assert order.index("learning/rlvr/DeepSearch-v0/outcome/seed1") < order.index("learning/rlvr/DeepSearch-v0/igpo/seed1")
     assert len(collect_learning(runs)["rows"]) == 2
     with pytest.raises(ConfigError, match="jobs must be >= 1"):
         run_learning(runs, runner=_fake_runner, jobs=0)

@@ -155,10 +155,11 @@ class TrainConfig:
     warmup_sft_lr: float = 5e-5
     """Learning rate of the warm start."""
     warm_start_from: str | None = None
-    """The folder of an earlier run with the same warm start (model, environment, seed and every
-    ``warmup_sft_*`` setting): its warm-start weights are loaded instead of trained again, and its
-    evaluation after the warm start is reused when the evaluation settings and reward weights match too
-    (runs that differ only after the warm start, e.g. two reward schemes, then start from the same weights)."""
+    """The folder of an earlier run with the same warm-start settings (model, environment and every
+    ``warmup_sft_*`` setting; its seed may differ): its warm-start weights are loaded instead of trained
+    again, and its evaluation after the warm start is reused when the seed, the evaluation settings and the
+    reward weights match too (runs that differ only after the warm start, e.g. two reward schemes or RL
+    seeds, then start from the same weights)."""
 
     # --- loss and optimiser ----------------------------------------------------------------
     lr: float = 1e-5

@@ -216,13 +216,26 @@ def _max_turns(env_id: str, env_kwargs: dict[str, Any]) -> int:
         env.close()
 
 
-WARM_START_KEYS = ("model", "env", "env_kwargs", "seed", "warmup_sft_steps", "warmup_sft_episodes", "warmup_sft_lr",
+WARM_START_KEYS = ("model", "env", "env_kwargs", "warmup_sft_steps", "warmup_sft_episodes", "warmup_sft_lr",
                    "micro_batch_size", "max_grad_norm", "optimizer", "logit_chunk_tokens", "prefix_sharing", "device",
                    "precision", "lora", "lora_r", "lora_alpha", "lora_dropout")
-"""Settings that decide the warm start's weights: a run may reuse another's warm start when all of them match."""
-_WARM_EVAL_KEYS = ("eval_episodes", "max_new_tokens", "max_context", "rollout_batch_size", "reward_weights")
-"""Further settings that decide the evaluation after the warm start (its trajectories record the rewards)."""
+"""Settings that decide how the warm start was trained: a run may load another's warm start when all of them
+match (the seed, which picks the demonstrations, may differ: several seeds can start from one warm start)."""
+_WARM_EVAL_KEYS = ("seed", "eval_episodes", "max_new_tokens", "max_context", "rollout_batch_size", "reward_weights")
+"""Settings that decide the evaluation after the warm start (the seed picks its held-out tasks; its
+trajectories record the rewards): it is reused when all of them match too."""
 _WARMUP_FILE = "warmup.json"  # next to the warm start's checkpoint: its losses and demonstrations
+_EVAL_SETTINGS = "settings.json"  # in eval_warmup/: the _WARM_EVAL_KEYS it was made with
+
+
+def _evaluate_warm(model: Any, tokenizer: Any, config: TrainConfig, env_kwargs: dict[str, Any], autocast: Callable,
+                   result: TrainResult, say: Callable[[str], None]) -> None:
+    """The evaluation after the warm start, into ``eval_warmup/`` with the settings it was made with."""
+    out = Path(config.output_dir) / "eval_warmup"
+    result.eval_warmup = evaluate(model, tokenizer, config, env_kwargs, out, autocast)
+    ours = config.to_dict()
+    (out / _EVAL_SETTINGS).write_text(json.dumps({k: ours[k] for k in _WARM_EVAL_KEYS}), encoding="utf-8")
+    say(f"eval after warm-up: {result.eval_warmup}")
 
 
 def _reuse_warm_start(config: TrainConfig, model: Any, result: TrainResult, say: Callable[[str], None]) -> bool:
@@ -256,8 +269,11 @@ def _reuse_warm_start(config: TrainConfig, model: Any, result: TrainResult, say:
         shutil.copyfile(record, mine / _WARMUP_FILE)
         result.warmup_losses = json.loads(record.read_text(encoding="utf-8"))["losses"]
     say(f"warm start loaded from {src}")
-    evals = src / "eval_warmup" / "trajectories.jsonl"
-    if not config.eval_episodes or any(theirs.get(k) != ours[k] for k in _WARM_EVAL_KEYS) or not evals.is_file():
+    evals, made = src / "eval_warmup" / "trajectories.jsonl", src / "eval_warmup" / _EVAL_SETTINGS
+    if not config.eval_episodes or not evals.is_file() or not made.is_file():
+        return False
+    settings = json.loads(made.read_text(encoding="utf-8"))
+    if any(settings.get(k) != ours[k] for k in _WARM_EVAL_KEYS):
         return False
     shutil.copytree(src / "eval_warmup", out / "eval_warmup", dirs_exist_ok=True)
     result.eval_warmup = summarize(list(read_trajectories(out / "eval_warmup" / "trajectories.jsonl")))
@@ -277,8 +293,7 @@ def _warm_start(config: TrainConfig, model: Any, tokenizer: Any, env_kwargs: dic
         return
     if config.warm_start_from is not None:
         if not _reuse_warm_start(config, model, result, say) and config.eval_episodes:
-            result.eval_warmup = evaluate(model, tokenizer, config, env_kwargs, out / "eval_warmup", autocast)
-            say(f"eval after warm-up: {result.eval_warmup}")
+            _evaluate_warm(model, tokenizer, config, env_kwargs, autocast, result, say)
         return
     demos = demonstration_sequences(config.env, env_kwargs, tokenizer, config.warmup_sft_episodes,
                                     demonstration_seed(config))
@@ -292,8 +307,7 @@ def _warm_start(config: TrainConfig, model: Any, tokenizer: Any, env_kwargs: dic
     path = save_checkpoint(out / "checkpoints", model, None, 0, config.to_dict(), name="warmup")
     (path / _WARMUP_FILE).write_text(json.dumps({"losses": losses, "demonstrations": len(demos)}), encoding="utf-8")
     if config.eval_episodes:
-        result.eval_warmup = evaluate(model, tokenizer, config, env_kwargs, out / "eval_warmup", autocast)
-        say(f"eval after warm-up: {result.eval_warmup}")
+        _evaluate_warm(model, tokenizer, config, env_kwargs, autocast, result, say)
 
 
 def _reference_model(config: TrainConfig, model: Any, resume_path: Path | None, ckpt_root: Path) -> Any:
