@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,7 +174,7 @@ def _subprocess_runner(run: LearningRun, threads: int | None = None) -> None:
 def run_learning(runs: Sequence[LearningRun], runner: Callable[[LearningRun], None] | None = None,
                  progress: Callable[[str], None] | None = None, jobs: int = 1) -> None:
     """Execute the planned runs (``runner`` defaults to a ``rlvr train`` subprocess logging to the run's
-    ``train.log``), ``jobs`` at a time (each subprocess then gets ``cores // jobs`` threads); a run whose
+    ``train.log``), ``jobs`` at a time (the cores shared among the runs going at once); a run whose
     folder already holds its final evaluation is not run again (an interrupted benchmark resumes). The runs
     that train a warm start go first, each run that loads one (``warm_start``) after the run it loads it from."""
     if jobs < 1:
@@ -183,37 +183,38 @@ def run_learning(runs: Sequence[LearningRun], runner: Callable[[LearningRun], No
     for run in runs:
         if run not in todo and progress:
             progress(f"learning/{run.env}/{run.scheme}/seed{run.seed} (done before)")
-    waiting = {r.out for r in todo}
-    phases = []  # rounds: a run goes once the run whose warm start it loads has finished
-    while todo:
-        ready = [r for r in todo if r.warm_start is None or r.warm_start not in waiting]
-        if not ready:
-            raise ConfigError(f"learning runs wait on warm starts no planned run trains: {[str(r.out) for r in todo]}")
-        phases.append(ready)
-        todo = [r for r in todo if r not in ready]
-        waiting -= {r.out for r in ready}
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    waiting = {r.out for r in todo}  # runs not finished yet: a run starts once the run it loads from is done
+    cores = os.cpu_count() or 1
 
-    def one(run: LearningRun) -> LearningRun:
+    def one(run: LearningRun, threads: int | None) -> LearningRun:
         if runner is not None:
             runner(run)
         else:
             _subprocess_runner(run, threads)
         return run
 
-    for phase in phases:
-        if jobs == 1:
-            done = map(one, phase)
-        else:
-            pool = ThreadPoolExecutor(jobs)
-            done = (f.result() for f in as_completed([pool.submit(one, r) for r in phase]))
-        try:
-            for run in done:
+    pending, running = list(todo), {}
+    pool = ThreadPoolExecutor(jobs)
+    try:
+        while pending or running:
+            ready = [r for r in pending if r.warm_start is None or r.warm_start not in waiting]
+            while ready and len(running) < jobs:
+                run = ready.pop(0)
+                pending.remove(run)
+                together = min(jobs, len(running) + 1 + len(ready))  # runs sharing the cores from now on
+                running[pool.submit(one, run, cores // together if together > 1 else None)] = run
+            if not running:
+                raise ConfigError("learning runs wait on warm starts no planned run trains: "
+                                  f"{[str(r.out) for r in pending]}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                run = running.pop(future)
+                future.result()
+                waiting.discard(run.out)
                 if progress:
                     progress(f"learning/{run.env}/{run.scheme}/seed{run.seed}")
-        finally:
-            if jobs > 1:
-                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _held_out(folder: Path) -> float | None:

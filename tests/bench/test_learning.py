@@ -144,11 +144,19 @@ def test_parallel_jobs_run_every_planned_run_once(tmp_path):
     seen = []
     run_learning(runs, runner=_fake_runner, progress=seen.append, jobs=2)
     assert sorted(seen) == sorted(f"learning/{r.env}/{r.scheme}/seed{r.seed}" for r in runs)
-    # the runs that train a warm start finish before any run that loads one starts
-    assert {s.split("/")[3] for s in seen[:3]} == {"outcome"} and {s.split("/")[3] for s in seen[3:]} == {"igpo"}
+    # every run that loads a warm start finishes after the run that trains it
+    for seed in (0, 1, 2):
+        assert seen.index(f"learning/rlvr/GuessNumber-v0/outcome/seed{seed}") < seen.index(
+            f"learning/rlvr/GuessNumber-v0/igpo/seed{seed}")
     ds = plan_learning(tmp_path / "ds", ["outcome", "igpo"], [0, 1], envs=["rlvr/DeepSearch-v0"], steps=1)
-    order = []
-    run_learning(ds, runner=_fake_runner, progress=order.append, jobs=1)
+    order, started = [], []
+
+    def runner(run):
+        assert run.warm_start is None or (run.warm_start / "eval_after").is_dir(), f"{run.out} started too early"
+        started.append(run)
+        _fake_runner(run)
+
+    run_learning(ds, runner=runner, progress=order.append, jobs=2)
     # one warm start (seed 0's outcome run), then the runs loading it, then the runs loading theirs
     assert order[0].endswith("outcome/seed0") and order[-1].endswith("igpo/seed1")
     assert order.index("learning/rlvr/DeepSearch-v0/outcome/seed1") < order.index("learning/rlvr/DeepSearch-v0/igpo/seed1")
