@@ -173,10 +173,11 @@ def run(args: argparse.Namespace) -> int:
         if args.learning_lr is not None and not args.learning_lr > 0:
             raise ConfigError(f"--learning-lr must be a positive learning rate, got {args.learning_lr}")
         lr = DEFAULT_LEARNING_LR if args.learning_lr is None else args.learning_lr
-        if args.quick:  # the pipeline end to end at the smallest scale: one seed, GuessNumber, one step of one group
+        if args.quick:  # the pipeline end to end at the smallest scale: one seed, GuessNumber in 2 turns, one step of one group
             learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps or 1,
                                           envs=["rlvr/GuessNumber-v0"], eval_episodes=2, eval_every=0,
-                                          warmup_steps=1, warmup_episodes=4, group_size=4, tasks_per_step=1, lr=lr)
+                                          warmup_steps=1, warmup_episodes=4, group_size=4, tasks_per_step=1, lr=lr,
+                                          env_kwargs={"max_turns": 2}, max_new_tokens=28)
         else:
             learning_envs = [e if e.startswith("rlvr/") else f"rlvr/{e}" for e in args.learning_envs or LEARNING_ENVS]
             learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps, envs=learning_envs,

@@ -122,11 +122,13 @@ class LearningRun:
 def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int], *, steps: int | None = None,
                   warmup_steps: int | None = None, warmup_episodes: int | None = None, eval_episodes: int = 8, eval_every: int = 2, group_size: int | None = None,
                   tasks_per_step: int = 2, lr: float = DEFAULT_LEARNING_LR, envs: Sequence[str] = tuple(LEARNING_ENVS),
-                  model: str = "smollm2") -> list[LearningRun]:
+                  model: str = "smollm2", env_kwargs: dict[str, Any] | None = None,
+                  max_new_tokens: int | None = None) -> list[LearningRun]:
     """The runs of the learning benchmark: every (environment, scheme, seed), the same budget for all.
 
-    ``steps``, ``warmup_steps``, ``warmup_episodes`` and ``group_size`` override each environment's; ``eval_every``
-    evaluates the held-out episodes every that many steps (the learning curve)."""
+    ``steps``, ``warmup_steps``, ``warmup_episodes``, ``group_size`` and ``max_new_tokens`` override each
+    environment's, ``env_kwargs`` are merged over its keyword arguments; ``eval_every`` evaluates the held-out
+    episodes every that many steps (the learning curve)."""
     unknown = [s for s in schemes if s not in LEARNING_SCHEMES]
     if unknown:
         raise ConfigError(f"no learning configuration for schemes {unknown}; available: {list(LEARNING_SCHEMES)}")
@@ -146,12 +148,13 @@ def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int],
                 args = (env_id, "--model", model, "--seed", str(seed), "--steps", str(steps or env.steps),
                         "--warmup-sft-steps", str(env.warmup_steps if warmup_steps is None else warmup_steps),
                         "--warmup-sft-episodes", str(warmup_episodes or env.warmup_episodes), "--warmup-sft-lr", str(env.warmup_lr),
-                        "--no-eval-base", "--lr", str(lr), "--max-new-tokens", str(env.max_new_tokens),
+                        "--no-eval-base", "--lr", str(lr), "--max-new-tokens", str(max_new_tokens or env.max_new_tokens),
                         "--eval-episodes", str(eval_episodes), "--eval-every", str(eval_every),
                         "--group-size", str(group_size or env.group_size), "--tasks-per-step", str(tasks_per_step),
-                        "--env-kwargs", json.dumps(env.kwargs), "--output-dir", str(folder),
+                        "--env-kwargs", json.dumps({**env.kwargs, **(env_kwargs or {})}), "--output-dir", str(folder),
                         "--report-to", "none", "--no-plot", "--device", "cpu",
                         "--gradient-checkpointing", "--optimizer", "adamw_bf16", "--logit-chunk-tokens", "64",
+                        "--no-save-final",
                         *extra, *LEARNING_SCHEMES[scheme](env), *(("--warm-start-from", str(owner)) if owner else ()))
                 runs.append(LearningRun(env_id, scheme, seed, folder, args, eval_every, owner))
     return runs

@@ -259,7 +259,8 @@ def test_a_run_reuses_another_runs_warm_start(tmp_path, tok, monkeypatch):
     first = _config(tmp_path, output_dir=str(tmp_path / "a"), **kw)
     res_a = train(first, model=fresh(tok), tokenizer=tok)
     warm = torch.load(tmp_path / "a" / "checkpoints" / "warmup" / "checkpoint.pt", weights_only=False)["model"]
-    second = _config(tmp_path, output_dir=str(tmp_path / "b"), warm_start_from=str(tmp_path / "a"), advantage="turn", **kw)
+    second = _config(tmp_path, output_dir=str(tmp_path / "b"), warm_start_from=str(tmp_path / "a"), advantage="turn",
+                     save_final=False, **kw)
     model_b = fresh(tok)
     calls = []
     real_sft = T.sft_warmup
@@ -269,6 +270,9 @@ def test_a_run_reuses_another_runs_warm_start(tmp_path, tok, monkeypatch):
     assert res_b.eval_warmup == res_a.eval_warmup and res_b.warmup_losses == res_a.warmup_losses
     b = tmp_path / "b"
     assert (b / "eval_warmup" / "trajectories.jsonl").read_text() == (tmp_path / "a" / "eval_warmup" / "trajectories.jsonl").read_text()
+    # save_final=False: the warm start is all the run keeps (run a, saving, also has its final checkpoint)
+    assert sorted(p.name for p in (b / "checkpoints").iterdir()) == ["warmup"]
+    assert (tmp_path / "a" / "checkpoints" / "latest").is_file()
     mine = torch.load(b / "checkpoints" / "warmup" / "checkpoint.pt", weights_only=False)["model"]
     assert mine.keys() == warm.keys() and all(torch.equal(mine[n], warm[n]) for n in warm)
     # the loaded weights are the ones RL started from: one AdamW step at lr 1e-6 moves each by about 1e-6

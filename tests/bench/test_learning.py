@@ -47,6 +47,7 @@ def test_plan_parses_as_train_configs(tmp_path):
         assert r.warm_start == (None if scheme == "outcome" and not shared else owner.out)
         assert TrainConfig.from_args(list(r.args)).warm_start_from == (None if r.warm_start is None else str(owner.out))
     assert ds[0].warmup_sft_lr == 5e-5 and cfg["grpo"].warmup_sft_lr == 3e-5
+    assert not any(c.save_final for c in cfg.values())  # read through metrics and evaluations: no final checkpoint
 
 
 def test_learned_reads_the_gain_interval():

@@ -217,6 +217,9 @@ class TrainConfig:
     # --- outputs ---------------------------------------------------------------------------
     save_every: int = 0
     """Checkpoint every N steps (0: only at the end)."""
+    save_final: bool = True
+    """Checkpoint (weights and optimiser state) at the end of the run; off for runs read only through their
+    metrics and evaluations, such as the learning benchmark's (about 1 GB each for SmolLM2)."""
     resume: bool = False
     """Continue from the latest checkpoint in ``output_dir``."""
     plot: bool = True

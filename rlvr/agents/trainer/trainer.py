@@ -475,7 +475,7 @@ def _periodic_eval(run: Run, step: int) -> dict[str, float]:
 def _finish(run: Run) -> TrainResult:
     """Final checkpoint, plots and evaluation."""
     config, result = run.config, run.result
-    if config.steps > run.start:
+    if config.save_final and config.steps > run.start:
         save_checkpoint(run.ckpt_root, run.model, run.optimizer, config.steps, config.to_dict())
     if config.plot and run.metrics.rows:
         plot_metrics(run.metrics.rows, run.out / "plots" / "training.png", title=f"{config.env} · {config.advantage}")
