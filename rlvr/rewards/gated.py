@@ -62,7 +62,7 @@ class OutcomeLevels:
     """Every FAIL_TO_PASS test passes and every PASS_TO_PASS test still passes."""
 
     def __post_init__(self) -> None:
-        vals = [self.no_submission, self.regression, self.empty_patch, self.tests_fail, self.resolved]
+        vals = [getattr(self, o.value) for o in SubmissionOutcome]  # the outcomes, worst to best
         if any(b <= a for a, b in zip(vals, vals[1:])):
             raise ConfigError(f"OutcomeLevels must increase strictly (no_submission < regression < empty_patch < "
                               f"tests_fail < resolved); got {vals}")

@@ -150,12 +150,13 @@ def latest_checkpoint(root: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_checkpoint(path: Path, model: Any, optimizer: Any) -> int:
-    """Restore weights (and, given an ``optimizer``, its state and the RNG) from ``path``; return the
-    step to continue from."""
+def load_checkpoint(path: Path, model: Any, optimizer: Any, state: dict[str, Any] | None = None) -> int:
+    """Restore weights (and, given an ``optimizer``, its state and the RNG) from ``path`` (or from ``state``,
+    its contents when already read); return the step to continue from."""
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state is None:
+        state = torch.load(path, map_location="cpu", weights_only=False)
     params = dict(model.named_parameters())
     missing = [n for n, p in params.items() if p.requires_grad and n not in state["model"]]
     unknown = [n for n in state["model"] if n not in params]

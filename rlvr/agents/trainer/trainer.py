@@ -249,14 +249,15 @@ def _reuse_warm_start(config: TrainConfig, model: Any, result: TrainResult, say:
     if not ckpt.is_file():
         raise ConfigError(f"warm_start_from={str(src)!r} holds no warm start ({ckpt} is missing): give the folder of a "
                           "run that trained one (warmup_sft_steps > 0) and finished it")
-    theirs = torch.load(ckpt, map_location="cpu", weights_only=False)["config"]
-    ours = config.to_dict()
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)  # read once: its config, then its weights
+    theirs, ours = state["config"], config.to_dict()
     differ = [k for k in WARM_START_KEYS if theirs.get(k) != ours[k]]
     if differ:
         raise ConfigError(f"the warm start in {src} was made with other settings: "
                           + "; ".join(f"{k}: {theirs.get(k)!r} there, {ours[k]!r} here" for k in differ)
                           + "; use the same settings, or drop warm_start_from to train a warm start of its own")
-    load_checkpoint(ckpt, model, None)
+    load_checkpoint(ckpt, model, None, state=state)
+    del state
     mine = out / "checkpoints" / "warmup"  # a resumed run's reference model reloads the warm start from here
     mine.mkdir(parents=True, exist_ok=True)
     if not (mine / "checkpoint.pt").exists():

@@ -192,14 +192,11 @@ def _from_source(value: Any, ptype: str | None) -> Any:
         parsed = json.loads(value)
     except ValueError:
         return value
-    expected = _PY_TYPES[ptype]
-    if type(parsed) is expected or (expected is float and type(parsed) is int):
-        return parsed
-    return value
+    return parsed if ptype in _PY_TYPES and _of_type(parsed, ptype) else value
 
 
 def _of_type(value: Any, ptype: str | None) -> bool:
-    """Whether a possible-answer value has the declared BFCL type (an int is a number; unknown types fit)."""
+    """Whether a value has the declared BFCL type (an int is a number; unknown types fit)."""
     expected = _PY_TYPES.get(ptype) if ptype else None
     return expected is None or type(value) is expected or (expected is float and type(value) is int)
 
