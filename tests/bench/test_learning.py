@@ -186,3 +186,35 @@ def test_cli_learning_envs_select_and_unknown_is_a_clear_error(tmp_path, monkeyp
     assert main(["bench", "rewards", "none", "--tasks", "none", "--learning", "--learning-lr", "0", "--quiet",
                  "--out", str(tmp_path / "e")]) == 2
     assert "--learning-lr must be a positive learning rate, got 0.0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env_id", ["rlvr/GuessNumber-v0", "rlvr/DeepSearch-v0"])
+def test_learning_difficulty_is_solvable_by_the_oracle(env_id):
+    """The warm start clones the oracle and held-out success is judged against it: at the benchmark's
+    difficulty the oracle must solve every task (DeepSearch's short pages and snippets included)."""
+    from rlvr.agents.base import OracleAgent
+    from rlvr.agents.rollout import is_success, rollout
+    from rlvr.bench.learning import LEARNING_ENVS
+
+    trajs = rollout(env_id, OracleAgent(), episodes=8, seeds=list(range(100, 108)), seed=100, concurrency=1,
+                    env_kwargs=LEARNING_ENVS[env_id].kwargs)
+    assert [is_success(t) for t in trajs] == [True] * 8
+
+
+def test_deepsearch_learning_questions_use_one_wording_per_relation():
+    """paraphrase=1: every question of a relation is asked the same way (the warm policy learns one mapping
+    from question to sentence per relation; with three wordings it named the wrong fact)."""
+    import gymnasium as gym
+
+    import rlvr  # noqa: F401
+    from rlvr.bench.learning import LEARNING_ENVS
+
+    env = gym.make("rlvr/DeepSearch-v0", **LEARNING_ENVS["rlvr/DeepSearch-v0"].kwargs)
+    wordings: dict[str, set[str]] = {}
+    for task in env.unwrapped.tasks[:60]:
+        if task.meta["relations"][0] == "created_by":  # the role names the work's kind: painter, director, ...
+            continue
+        start = task.meta["start"]
+        wordings.setdefault(task.meta["relations"][0], set()).add(task.question.replace(start, "X"))
+    assert len(wordings) >= 4
+    assert all(len(w) == 1 for w in wordings.values()), wordings
