@@ -13,7 +13,7 @@ from rlvr.agents.trainer.config import Advantage, RewardScheme, TrainConfig
 # imported here, not in the runner: parallel runs call it from threads (CPython 3.11 < 3.11.8 can fail
 # compiling modules in several threads at once)
 from rlvr.agents.trajectory import Trajectory, TrajectoryWriter, Turn
-from rlvr.bench.learning import collect_learning, learned, plan_learning, run_learning
+from rlvr.bench.learning import LEARNING_ENVS, collect_learning, learned, plan_learning, run_learning
 from rlvr.bench.report import check_claims
 from rlvr.errors import ConfigError
 
@@ -190,11 +190,10 @@ def test_cli_learning_envs_select_and_unknown_is_a_clear_error(tmp_path, monkeyp
 
 @pytest.mark.parametrize("env_id", ["rlvr/GuessNumber-v0", "rlvr/DeepSearch-v0"])
 def test_learning_difficulty_is_solvable_by_the_oracle(env_id):
-    """The warm start clones the oracle and held-out success is judged against it: at the benchmark's
-    difficulty the oracle must solve every task (DeepSearch's short pages and snippets included)."""
+    """The warm start clones the oracle's episodes: at the benchmark's difficulty the oracle must solve every
+    task (DeepSearch's short pages and snippets included)."""
     from rlvr.agents.base import OracleAgent
     from rlvr.agents.rollout import is_success, rollout
-    from rlvr.bench.learning import LEARNING_ENVS
 
     trajs = rollout(env_id, OracleAgent(), episodes=8, seeds=list(range(100, 108)), seed=100, concurrency=1,
                     env_kwargs=LEARNING_ENVS[env_id].kwargs)
@@ -207,14 +206,12 @@ def test_deepsearch_learning_questions_use_one_wording_per_relation():
     import gymnasium as gym
 
     import rlvr  # noqa: F401
-    from rlvr.bench.learning import LEARNING_ENVS
 
     env = gym.make("rlvr/DeepSearch-v0", **LEARNING_ENVS["rlvr/DeepSearch-v0"].kwargs)
     wordings: dict[str, set[str]] = {}
     for task in env.unwrapped.tasks[:60]:
-        if task.meta["relations"][0] == "created_by":  # the role names the work's kind: painter, director, ...
-            continue
-        start = task.meta["start"]
-        wordings.setdefault(task.meta["relations"][0], set()).add(task.question.replace(start, "X"))
+        relation = task.meta["relations"][0]
+        if relation != "created_by":  # its role word names the work's kind: painter, director, ...
+            wordings.setdefault(relation, set()).add(task.question.replace(task.meta["start"], "X"))
     assert len(wordings) >= 4
     assert all(len(w) == 1 for w in wordings.values()), wordings
