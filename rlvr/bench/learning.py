@@ -75,7 +75,8 @@ LEARNING_ENVS: dict[str, LearningEnv] = {
 states each relation in one wording (``paraphrase=1``: with three wordings the warm policy opened the right
 page but named the wrong fact, 8% held-out success against 25-38% with one), and shows 3 results of
 120-character snippets and pages of 600 characters (the oracle still answers every question): an episode is
-~1,050 tokens instead of ~1,300; on 2 CPU cores a forward and backward pass runs at ~90 tokens/s, so its one warm start (shared by every seed) and its updates dominate the benchmark's time."""
+~1,050 tokens instead of ~1,300; on 2 CPU cores a forward and backward pass runs at ~90 tokens/s, so its one
+warm start (shared by every seed) and its updates dominate the benchmark's time."""
 
 
 def _outcome_only(env: LearningEnv) -> dict[str, float]:
