@@ -14,6 +14,7 @@ from gymnasium.utils.env_checker import check_env
 
 import rlvr
 from rlvr.envs import AgentEnv, ChatMessages, TextAction, Tool, TurnOutcome, render_tool_prompt, tool
+from rlvr.envs.guess_number import GuessNumberEnv
 from rlvr.envs.tools import truncate_text
 from rlvr.errors import ConfigError, EpisodeStateError, ErrorKind
 
@@ -444,3 +445,16 @@ def make_call(name, arguments):
     from rlvr.envs.parsers import ToolCall
 
     return ToolCall(name, arguments)
+
+
+def test_make_returns_the_env_itself_and_it_enforces_reset_before_step():
+    env = gym.make("rlvr/GuessNumber-v0")
+    assert type(env) is GuessNumberEnv and env.unwrapped is env
+    with pytest.raises(EpisodeStateError, match="call reset"):
+        env.step("<answer>1</answer>")
+    env.reset(seed=0)
+    assert env.step("<answer>1</answer>")[2] is True
+    with pytest.raises(EpisodeStateError, match="call reset"):
+        env.step("<answer>1</answer>")
+    checked = gym.make("rlvr/GuessNumber-v0", disable_env_checker=False)
+    assert type(checked).__name__ == "PassiveEnvChecker" and type(checked.unwrapped) is GuessNumberEnv
