@@ -45,7 +45,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--from", dest="from_file", default=None, metavar="FILE",
                    help="re-score the trajectories of FILE (trajectories.jsonl) under every scheme, offline")
     r.add_argument("--learning", action="store_true",
-                   help="also train SmolLM2 with `rlvr train` per (GuessNumber 1-4 / DeepSearch 1-hop, scheme, seed) "
+                   help="also train SmolLM2 with `rlvr train` per (environment, scheme, seed) "
                         "after the same warm start: minutes per run on CPU (seeds 0 1 2 unless chosen; --quick: "
                         "GuessNumber, seed 0, one RL step of 4 rollouts)")
     r.add_argument("--learning-schemes", nargs="+", default=None, metavar="NAME",
@@ -56,7 +56,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--learning-lr", type=float, default=None,
                    help="learning rate of the --learning runs' RL steps (default 2e-5; the warm start keeps its own: GuessNumber 3e-5, DeepSearch 5e-5)")
     r.add_argument("--learning-envs", nargs="+", default=None, metavar="ENV",
-                   help="environments of the --learning runs (default: GuessNumber-v0 DeepSearch-v0)")
+                   help="environments of the --learning runs (default: GuessNumber-v0, about 25 minutes on 2 cores; "
+                        "DeepSearch-v0 adds about an hour)")
     r.add_argument("--learning-jobs", type=int, default=2,
                    help="--learning runs at a time (each gets cores / jobs threads)")
     r.add_argument("--list-schemes", action="store_true", help="print the registered schemes and exit")
@@ -110,6 +111,36 @@ def _bar(total: int, quiet: bool):
     return tqdm(total=total, unit="run", desc="bench rewards")
 
 
+def learning_lr(args: argparse.Namespace) -> float:
+    """The RL learning rate of the ``--learning`` runs: ``--learning-lr`` (checked positive) or the default."""
+    from rlvr.bench.learning import DEFAULT_LEARNING_LR
+
+    if args.learning_lr is not None and not args.learning_lr > 0:
+        raise ConfigError(f"--learning-lr must be a positive learning rate, got {args.learning_lr}")
+    return DEFAULT_LEARNING_LR if args.learning_lr is None else args.learning_lr
+
+
+def learning_plan(args: argparse.Namespace, out: Path) -> list[Any]:
+    """The ``--learning`` runs that ``args`` ask for (none without ``--learning``); nothing runs yet."""
+    if not args.learning:
+        return []
+    from rlvr.bench.learning import DEFAULT_LEARNING_ENVS, DEFAULT_LEARNING_SCHEMES, LEARNING_SCHEMES, plan_learning
+
+    chosen = list(dict.fromkeys(args.learning_schemes or DEFAULT_LEARNING_SCHEMES))
+    unknown = [s for s in chosen if s not in LEARNING_SCHEMES]
+    if unknown:
+        raise ConfigError(f"unknown --learning-schemes {unknown}; expected some of {list(LEARNING_SCHEMES)}")
+    learning_seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    lr = learning_lr(args)
+    if args.quick:  # the pipeline end to end at the smallest scale: one seed, GuessNumber in 2 turns, one step of one group
+        return plan_learning(out, chosen, learning_seeds, steps=args.learning_steps or 1,
+                             envs=["rlvr/GuessNumber-v0"], eval_episodes=2, eval_every=0,
+                             warmup_steps=1, warmup_episodes=4, group_size=4, tasks_per_step=1, lr=lr,
+                             env_kwargs={"max_turns": 2}, max_new_tokens=28)
+    learning_envs = [e if e.startswith("rlvr/") else f"rlvr/{e}" for e in args.learning_envs or DEFAULT_LEARNING_ENVS]
+    return plan_learning(out, chosen, learning_seeds, steps=args.learning_steps, envs=learning_envs, lr=lr)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``rlvr bench rewards`` with parsed ``args``; write the outputs and print the report."""
     from rlvr.bench import report
@@ -160,28 +191,7 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(label, refresh=False)
             bar.update(1)
 
-    learning_runs: list[Any] = []
-    if args.learning:
-        from rlvr.bench.learning import (DEFAULT_LEARNING_LR, DEFAULT_LEARNING_SCHEMES, LEARNING_ENVS, LEARNING_SCHEMES,
-                                         plan_learning)
-
-        chosen = list(dict.fromkeys(args.learning_schemes or DEFAULT_LEARNING_SCHEMES))
-        unknown = [s for s in chosen if s not in LEARNING_SCHEMES]
-        if unknown:
-            raise ConfigError(f"unknown --learning-schemes {unknown}; expected some of {list(LEARNING_SCHEMES)}")
-        learning_seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-        if args.learning_lr is not None and not args.learning_lr > 0:
-            raise ConfigError(f"--learning-lr must be a positive learning rate, got {args.learning_lr}")
-        lr = DEFAULT_LEARNING_LR if args.learning_lr is None else args.learning_lr
-        if args.quick:  # the pipeline end to end at the smallest scale: one seed, GuessNumber in 2 turns, one step of one group
-            learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps or 1,
-                                          envs=["rlvr/GuessNumber-v0"], eval_episodes=2, eval_every=0,
-                                          warmup_steps=1, warmup_episodes=4, group_size=4, tasks_per_step=1, lr=lr,
-                                          env_kwargs={"max_turns": 2}, max_new_tokens=28)
-        else:
-            learning_envs = [e if e.startswith("rlvr/") else f"rlvr/{e}" for e in args.learning_envs or LEARNING_ENVS]
-            learning_runs = plan_learning(out, chosen, learning_seeds, steps=args.learning_steps, envs=learning_envs,
-                                          lr=lr)
+    learning_runs = learning_plan(args, out)
     total += len(learning_runs)
     bar = _bar(total, args.quiet)
     try:
@@ -202,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     if learning_runs:  # the learning runs' own seeds and plan (they differ from the microbenchmark's)
         meta["learning"] = {"seeds": sorted({r.seed for r in learning_runs}), "envs": sorted({r.env for r in learning_runs}),
                             "schemes": list(dict.fromkeys(r.scheme for r in learning_runs)), "runs": len(learning_runs),
-                            "lr": lr}
+                            "lr": learning_lr(args)}
     results = report.write_outputs(out, credit, exploits, claims, meta, learning)
     print(report.summary(results))
     print(f"\nwrote {out / 'report.md'}, CSV, {out / 'results.json'}"

@@ -31,7 +31,7 @@ import numpy as np
 from rlvr.bench import metrics as M
 from rlvr.errors import ConfigError
 
-__all__ = ["DEFAULT_LEARNING_LR", "DEFAULT_LEARNING_SCHEMES", "LEARNING_ENVS", "LEARNING_SCHEMES", "LearningEnv", "LearningRun", "plan_learning",
+__all__ = ["DEFAULT_LEARNING_ENVS", "DEFAULT_LEARNING_LR", "DEFAULT_LEARNING_SCHEMES", "LEARNING_ENVS", "LEARNING_SCHEMES", "LearningEnv", "LearningRun", "plan_learning",
            "run_learning", "collect_learning", "held_out_curve", "learned"]
 
 
@@ -99,6 +99,12 @@ the outcome alone (every other component weighs 0); ``grpo``: GRPO on the enviro
 ``turn`` / ``dual`` / ``gigpo``: turn-level advantages of the environment's per-turn rewards; ``igpo``:
 the outcome plus the information gain of every turn (no other process reward, so against ``outcome``
 the one difference is the information gain); ``gra``: G-RA gating of the process rewards by the outcome."""
+
+DEFAULT_LEARNING_ENVS = ("rlvr/GuessNumber-v0",)
+"""Environments of ``rlvr bench rewards --learning`` unless chosen: GuessNumber, whose 6 runs (2 schemes x 3
+seeds) take about 25 minutes on 2 cores. DeepSearch's take about an hour more (a DeepSearch episode is ~1,050
+tokens, an RL step of 8 of them 3-7 minutes on CPU), so it is asked for by name
+(``--learning-envs GuessNumber-v0 DeepSearch-v0``) or run through the GPU script."""
 
 DEFAULT_LEARNING_LR = 2e-5
 """Learning rate of the RL steps of every learning run unless chosen (the warm start has its own)."""

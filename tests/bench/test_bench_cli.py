@@ -7,6 +7,7 @@ import json
 import pytest
 
 from rlvr.cli import main
+from rlvr.errors import ConfigError
 
 
 def test_quick_end_to_end(tmp_path, capsys):
@@ -59,3 +60,22 @@ def test_the_quick_configuration_runs_in_under_a_minute(tmp_path):
     assert time.perf_counter() - t0 < 90  # under a minute on an idle machine; slack for a shared one
     results = json.loads((tmp_path / "results.json").read_text())
     assert {r["env"] for r in results["exploits"]["rows"]} >= {"rlvr/ToolCall-v0", "rlvr/DeepSearch-v0"}
+
+
+def test_the_default_learning_plan_is_guess_number_and_deepsearch_is_asked_for_by_name(tmp_path):
+    from rlvr.bench.cli import learning_plan
+    from rlvr.cli import build_parser
+
+    def plan(*flags):
+        args = build_parser().parse_args(["bench", "rewards", "--learning", "--out", str(tmp_path), *flags])
+        return learning_plan(args, tmp_path)
+
+    runs = plan()
+    assert {r.env for r in runs} == {"rlvr/GuessNumber-v0"}
+    assert {(r.scheme, r.seed) for r in runs} == {(s, k) for s in ("outcome", "igpo") for k in (0, 1, 2)}
+    both = plan("--learning-envs", "GuessNumber-v0", "DeepSearch-v0")
+    assert {r.env for r in both} == {"rlvr/GuessNumber-v0", "rlvr/DeepSearch-v0"} and len(both) == 12
+    assert plan("--learning-envs", "DeepSearch-v0", "--seeds", "4")[0].seed == 4
+    assert learning_plan(build_parser().parse_args(["bench", "rewards", "--out", str(tmp_path)]), tmp_path) == []
+    with pytest.raises(ConfigError, match="no learning configuration"):
+        plan("--learning-envs", "ToolCall-v0")
