@@ -59,6 +59,18 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _cache_kw(model: torch.nn.Module) -> str:
+    """The forward argument that takes a KV cache: ``cache`` on newer transformers, else ``past_key_values``."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _returned_cache(out: Any) -> Any:
+    return out["cache"] if "cache" in out else out["past_key_values"]
+
+
 def _mean_answer_logprob(logits: torch.Tensor, probe: torch.Tensor, n_answer: int) -> float:
     """Mean log-prob of the last ``n_answer`` tokens of ``probe`` given ``logits`` predicting them."""
     logp = torch.log_softmax(logits.float(), dim=-1)
@@ -121,6 +133,7 @@ def answer_logprobs_cached(
     if probe_mode not in ("auto", "blocks", "loop"):
         raise ConfigError(f"probe_mode must be 'auto', 'blocks' or 'loop'; got {probe_mode!r}")
     use_blocks = probe_mode == "blocks" or (probe_mode == "auto" and impl in ("sdpa", "eager"))
+    kw = _cache_kw(model)
     out: list[list[float]] = [[] for _ in sequences]
     order = [i for i in range(len(sequences)) if boundaries[i]]
     for start in range(0, len(order), batch_size):
@@ -142,8 +155,8 @@ def answer_logprobs_cached(
                 probe[r, t, : len(body) + 1] = torch.tensor([c[b - 1], *body])
                 first[r, t] = b - 1
         # the prefix pass only fills the KV cache: one position of logits, not [B, L, V]
-        cache = model(input_ids=ids.to(device), attention_mask=ctx_mask.to(device), use_cache=True,
-                      logits_to_keep=1).past_key_values
+        cache = _returned_cache(model(input_ids=ids.to(device), attention_mask=ctx_mask.to(device), use_cache=True,
+                                      logits_to_keep=1))
         pos = (first[:, :, None] + torch.arange(width)[None, None, :]).to(device)
         probe = probe.to(device)
         sees_cache = torch.arange(length, device=device)[None, None, :] < first.to(device)[:, :, None]  # [B, T, L]
@@ -159,13 +172,13 @@ def answer_logprobs_cached(
                 allowed = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(
                     ~allowed, torch.finfo(dtype).min)
             logits = model(input_ids=probe.reshape(bsz, q), attention_mask=allowed, position_ids=pos.reshape(bsz, q),
-                           past_key_values=cache, use_cache=True).logits.reshape(bsz, n_blocks, width, -1)
+                           use_cache=True, **{kw: cache}).logits.reshape(bsz, n_blocks, width, -1)
         else:
             chunks = []
             for t in range(n_blocks):
                 attn = torch.cat([sees_cache[:, t].long(), torch.ones(bsz, width, dtype=torch.long, device=device)], 1)
                 chunks.append(model(input_ids=probe[:, t], attention_mask=attn, position_ids=pos[:, t],
-                                    past_key_values=cache, use_cache=True).logits)
+                                    use_cache=True, **{kw: cache}).logits)
                 cache.crop(-width)  # drop this probe again (the same call on old and new cache APIs)
             logits = torch.stack(chunks, dim=1)
         for r, i in enumerate(idx):

@@ -15,7 +15,8 @@ def test_prefix_pass_keeps_one_position_of_logits_and_the_values_hold():
     model = transformers.LlamaForCausalLM(cfg).eval()
     logits_shapes = []
     model.register_forward_hook(lambda m, args, kwargs, out: logits_shapes.append(
-        (kwargs.get("past_key_values") is None, tuple(out.logits.shape))), with_kwargs=True)
+        (kwargs.get("past_key_values") is None and kwargs.get("cache") is None, tuple(out.logits.shape))),
+        with_kwargs=True)
     seqs = [list(range(3, 43)), list(range(5, 62))]
     bounds, answers = [[5, 17, 40], [10, 30]], [[1, 2, 3], [4, 5]]
     cached = answer_logprobs_cached(model, seqs, bounds, [7, 8], answers, batch_size=2)
