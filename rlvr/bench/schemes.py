@@ -35,6 +35,7 @@ from rlvr.agents.trainer.advantages import (
     grpo_advantages,
     igpo_advantages,
     pure_advantages,
+    softmin_weights,
     tempo_advantages,
     turn_advantages,
 )
@@ -77,6 +78,9 @@ class Episode:
     """Whether the task was solved."""
     process: list[float] | None = None
     """Per-turn information gain (IGPO); ``None``: not available."""
+    lm_gain: list[float] | None = None
+    """Per-turn information gain as IGPO computes it: the gain of a language model's teacher-forced
+    probability of the gold answer after each tool turn (0 on the answer turn); ``None``: not scored."""
     immediate: list[float] | None = None
     """Per-turn immediate rewards for G-RA / D-RA and PURE (the dense terms other than the outcome)."""
     high: float | None = None
@@ -209,13 +213,25 @@ def _dual(group):
     return r, m, dual_advantages(r, m, gamma=0.9)
 
 
+def _igpo_on(group, field: str):
+    """IGPO with the per-turn gains of ``field``: gains plus the outcome, normalised jointly, summed."""
+    _need(group, field)
+    gains = [getattr(e, field) for e in group]
+    p, m = table(gains)
+    o = np.array([e.outcome for e in group], dtype=float)
+    r, _ = table([_at_last(e, e.outcome, g) for e, g in zip(group, gains)])
+    return r, m, igpo_advantages(p, m, o, m, norm="joint")
+
+
 @register("igpo", "IGPO: information gain per turn plus the outcome, normalised jointly, summed", needs=("process",))
 def _igpo(group):
-    _need(group, "process")
-    p, m = table([e.process for e in group])
-    o = np.array([e.outcome for e in group], dtype=float)
-    r, _ = table([_at_last(e, e.outcome, e.process) for e in group])
-    return r, m, igpo_advantages(p, m, o, m, norm="joint")
+    return _igpo_on(group, "process")
+
+
+@register("igpo-lm", "IGPO on its own signal: a language model's teacher-forced answer-probability gain per turn, "
+                     "plus the outcome, normalised jointly, summed", needs=("lm_gain",))
+def _igpo_lm(group):
+    return _igpo_on(group, "lm_gain")
 
 
 @register("gigpo", "GiGPO: episode advantage of the outcome plus anchor-state step advantages", needs=("anchors",))
@@ -225,13 +241,18 @@ def _gigpo(group):
     return r, m, gigpo_advantages(r, m, [e.anchors for e in group], gamma=0.95)
 
 
-@register("pure", "PURE min-form: soft-min weighted immediate rewards, leave-one-out baseline, plus outcome",
+@register("pure", "PURE min-form: soft-min weighted immediate rewards (sum ~ their minimum), leave-one-out "
+                  "baseline, plus outcome",
           needs=("immediate",))
 def _pure(group):
     _need(group, "immediate")
     p, m = table([e.immediate for e in group])
     o = np.array([e.outcome for e in group], dtype=float)
-    r, _ = table([_at_last(e, e.outcome, e.immediate) for e in group])
+    # what PURE trains on: the min-form weighted process rewards (their sum approximates the smallest), plus
+    # the outcome on the last turn -- so more turns of the same reward do not raise the return
+    r = softmin_weights(p, m) * p
+    last = m.sum(axis=1) - 1
+    r[np.arange(len(group)), np.maximum(last, 0)] += o
     return r, m, pure_advantages(p, m, o)
 
 
@@ -323,7 +344,7 @@ def _turn_unguarded(group):
 
 
 DEFAULT_SCHEMES: tuple[str, ...] = (
-    "grpo", "drgrpo", "turn", "dual", "igpo", "gigpo", "pure", "tempo", "gra", "dra",
+    "grpo", "drgrpo", "turn", "dual", "igpo", "igpo-lm", "gigpo", "pure", "tempo", "gra", "dra",
     "matchtir-hungarian", "matchtir-greedy", "matchtir-sinkhorn", "carr",
 )
 

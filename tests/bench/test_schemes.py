@@ -14,7 +14,7 @@ def _ep(dense, outcome, **kw):
 
 
 def test_every_published_scheme_is_registered():
-    for name in ("grpo", "drgrpo", "turn", "dual", "igpo", "gigpo", "pure", "tempo", "gra", "dra",
+    for name in ("grpo", "drgrpo", "turn", "dual", "igpo", "igpo-lm", "gigpo", "pure", "tempo", "gra", "dra",
                  "matchtir-hungarian", "matchtir-greedy", "matchtir-sinkhorn", "carr"):
         assert name in SCHEMES
     names = resolve_schemes(["grpo", "gra"])
@@ -60,3 +60,23 @@ def test_outcome_grpo_gives_every_turn_the_same_advantage():
     res = score_group("grpo", [_ep([0.0, 0.0], 1.0), _ep([0.0], 0.0)])
     assert res.advantages[0, 0] == res.advantages[0, 1] > 0 > res.advantages[1, 0]
     assert res.advantages[1, 1] == 0.0  # padding
+
+
+def test_pure_trains_on_min_form_rewards_so_more_steps_of_one_reward_add_nothing():
+    few, many = _ep([1.0, 1.0, 0.5], 1.0), _ep([1.0, 1.0, 1.0, 1.0, 1.0, 0.5], 1.0)
+    pure = score_group("pure", [few, many]).returns
+    assert pure == pytest.approx([1.5, 1.5], abs=0.02)  # ~ min(process rewards) + outcome, for both
+    assert abs(pure[1] - pure[0]) < 0.01  # three more steps of reward 1 add under 1%
+    w = np.exp(-np.array([1.0, 1.0, 0.5]) / 0.1)
+    assert pure[0] == pytest.approx(float((w / w.sum()) @ [1.0, 1.0, 0.5]) + 1.0)  # softmax(-PR/0.1) . PR + outcome
+    dra = score_group("dra", [few, many]).returns
+    assert dra.tolist() == pytest.approx([3.5, 6.5])  # the sum grows with every step
+
+
+def test_igpo_lm_reads_the_language_model_gain_and_needs_it():
+    a, b = _ep([0.0, 1.0], 1.0, lm_gain=[0.3, 0.0]), _ep([0.0, 1.0], 1.0, lm_gain=[0.1, 0.0])
+    res = score_group("igpo-lm", [a, b])
+    assert res.returns.tolist() == pytest.approx([1.3, 1.1])
+    assert res.advantages[0, 0] > res.advantages[1, 0]
+    with pytest.raises(NotApplicable, match="lm_gain"):
+        score_group("igpo-lm", [_ep([1.0], 1.0)])
