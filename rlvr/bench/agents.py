@@ -101,6 +101,19 @@ class _Duplicate(_Bound):
         return text
 
 
+class _SplitCalls(_Bound):
+    """ToolCall: the gold calls a turn makes together (parallel branches) sent one per turn instead, then
+    the gold answer: the same calls and outcome, in more turns (step splitting)."""
+
+    def next(self) -> str:
+        text = self.oracle()
+        calls = _calls(text)
+        if len(calls) > 1:
+            self.queue.extend(calls[1:])
+            return calls[0]
+        return text
+
+
 class _RepeatSearch(_Bound):
     """DeepSearch: each gold search sent three more times before the gold solution goes on."""
 
@@ -124,6 +137,18 @@ class _StuffCitations(_Bound):
     def next(self) -> str:
         cites = " ".join(f"[doc{i}]" for i in range(300))
         return f"<answer>Sources: {cites}\nExact answer: {self.answer_text()}</answer>"
+
+
+class _EchoAnswer(_Bound):
+    """The gold solution, but every tool turn first states the gold answer ("I think the answer is X."): the
+    answer enters the context before any evidence does, which a teacher-forced answer probability (IGPO's
+    information gain) rewards as if it were information (IG inflation)."""
+
+    def next(self) -> str:
+        text = self.oracle()
+        if "<answer>" in text:
+            return text
+        return f"I think the answer is {self.answer_text()}.\n{text}"
 
 
 class _Shortcut(_Bound):
@@ -167,7 +192,8 @@ class _SWEEmpty(_Bound):
 
 
 _KINDS: dict[str, type[_Bound]] = {
-    "filler": _Filler, "guess": _Guess, "spam": _Spam, "duplicate": _Duplicate, "repeat_search": _RepeatSearch,
+    "filler": _Filler, "guess": _Guess, "spam": _Spam, "duplicate": _Duplicate, "split_calls": _SplitCalls,
+    "echo_answer": _EchoAnswer, "repeat_search": _RepeatSearch,
     "cite_unopened": _CiteUnopened, "stuff_citations": _StuffCitations, "shortcut": _Shortcut,
     "swe_farm": _SWEFarm, "swe_edit_no_fix": _SWEEditNoFix, "swe_break": _SWEBreak, "swe_empty": _SWEEmpty,
 }
@@ -193,6 +219,7 @@ EXPLOITS: dict[str, tuple[Exploit, ...]] = {
     "rlvr/ToolCall-v0": (
         Exploit("spam", "spam", "matchtir-unmatched", _Spam.__doc__),
         Exploit("duplicate", "duplicate", "matchtir-unmatched", _Duplicate.__doc__),
+        Exploit("split_calls", "split_calls", "dra", _SplitCalls.__doc__),
         Exploit("filler", "filler", None, _Filler.__doc__),
         Exploit("guess", "guess", None, _Guess.__doc__),
     ),
@@ -201,6 +228,7 @@ EXPLOITS: dict[str, tuple[Exploit, ...]] = {
         Exploit("cite_unopened", "cite_unopened", "carr-unchecked", _CiteUnopened.__doc__),
         Exploit("stuff_citations", "stuff_citations", "carr-unchecked", _StuffCitations.__doc__),
         Exploit("shortcut", "shortcut", "grpo", _Shortcut.__doc__),
+        Exploit("echo_answer", "echo_answer", "igpo-lm", _EchoAnswer.__doc__),
         Exploit("filler", "filler", None, _Filler.__doc__),
         Exploit("guess", "guess", None, _Guess.__doc__),
     ),

@@ -60,6 +60,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "DeepSearch-v0 adds about an hour)")
     r.add_argument("--learning-jobs", type=int, default=2,
                    help="--learning runs at a time (each gets cores / jobs threads)")
+    r.add_argument("--ig-model", default=None, metavar="MODEL",
+                   help="language model that scores IGPO's own information gain (scheme igpo-lm) on DeepSearch, a few "
+                        "seconds per trajectory on CPU: the embedded 'smollm2' by default, any name or path; 'none' "
+                        "skips it (--quick skips it unless a model is named)")
     r.add_argument("--list-schemes", action="store_true", help="print the registered schemes and exit")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     return b
@@ -141,6 +145,15 @@ def learning_plan(args: argparse.Namespace, out: Path) -> list[Any]:
     return plan_learning(out, chosen, learning_seeds, steps=args.learning_steps, envs=learning_envs, lr=lr)
 
 
+def ig_model(args: argparse.Namespace) -> str | None:
+    """The model scoring the ``igpo-lm`` scheme: ``--ig-model``, else the embedded one (none under ``--quick``)."""
+    from rlvr.agents.models import DEFAULT_MODEL
+
+    if args.ig_model is None:
+        return None if args.quick else DEFAULT_MODEL
+    return None if args.ig_model.lower() == "none" else args.ig_model
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``rlvr bench rewards`` with parsed ``args``; write the outputs and print the report."""
     from rlvr.bench import report
@@ -196,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     bar = _bar(total, args.quiet)
     try:
         credit = run_credit(credit_schemes, seeds, cfg, tasks, progress=tick) if tasks else None
-        exploits = run_exploits(envs, schemes, seeds, progress=tick) if envs else None
+        exploits = run_exploits(envs, schemes, seeds, progress=tick, ig_model=ig_model(args)) if envs else None
         learning = None
         if learning_runs:
             from rlvr.bench.learning import collect_learning, run_learning

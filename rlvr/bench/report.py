@@ -115,6 +115,30 @@ def check_claims(credit: dict | None, exploits: dict | None, learning: dict | No
             parts.append(f"{agent}: margin {g[0]['margin']:+.3f} outcome-only, {c[0]['margin']:+.3f} CaRR")
     out.append(_claim("the rubric separates shortcut answers (no cited chain) from cited chains",
                       "CaRR (arXiv 2601.06021)", all(oks) if oks else None, "; ".join(parts) or "DeepSearch not run"))
+    split = {s: _find(erow, env="rlvr/ToolCall-v0", agent="split_calls", scheme=s)
+             for s in ("dra", "pure", "matchtir-hungarian")}
+    if split["dra"] and split["pure"]:
+        d, p = split["dra"][0]["margin"], split["pure"][0]["margin"]
+        # the soft-min (temperature 0.1) is not exactly the minimum: a gain under 1% of the honest return is none
+        ok = d is not None and p is not None and p < 0.01 < d
+        nums = f"step splitter on ToolCall: margin {d:+.3f} under D-RA (sum), {p:+.5f} under PURE (min-form)"
+        if split["matchtir-hungarian"]:
+            nums += f", {split['matchtir-hungarian'][0]['margin']:+.3f} under MatchTIR (a turn's mean call credit)"
+    else:
+        ok, nums = None, "ToolCall not run"
+    out.append(_claim("min-form credit does not pay for splitting a step into more steps (sum-form does)",
+                      "PURE (arXiv 2504.15275)", ok, nums))
+    echo = {s: _find(erow, env="rlvr/DeepSearch-v0", agent="echo_answer", scheme=s) for s in ("igpo-lm", "igpo")}
+    if echo["igpo-lm"] and echo["igpo"]:
+        lm_m, ev_m = echo["igpo-lm"][0]["margin"], echo["igpo"][0]["margin"]
+        ok = lm_m is not None and ev_m is not None and ev_m <= 1e-9 < lm_m
+        nums = (f"answer echoer on DeepSearch: margin {lm_m:+.3f} under IGPO's teacher-forced gain, "
+                f"{ev_m:+.3f} under the gain of gold evidence surfaced")
+    else:
+        ok, nums = None, "DeepSearch or the igpo-lm scheme (a language model) not run"
+    out.append(_claim("a teacher-forced answer probability pays for stating the answer early (IG inflation); "
+                      "evidence-based information gain does not", "IGPO's reward (arXiv 2510.14967), this benchmark",
+                      ok, nums))
     if hungarian_vs_greedy and hungarian_vs_greedy.get("trajectories"):
         h = hungarian_vs_greedy
         out.append(_claim("Hungarian matching credits at least as much as greedy on the same calls",

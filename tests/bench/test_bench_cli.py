@@ -13,15 +13,18 @@ from rlvr.errors import ConfigError
 def test_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(["bench", "rewards", "ToolCall-v0", "--quick", "--quiet", "--tasks", "chain", "--seeds", "0",
-                 "--schemes", "grpo", "igpo", "matchtir-hungarian", "matchtir-unmatched", "--out", str(out)]) == 0
+                 "--schemes", "grpo", "igpo", "matchtir-hungarian", "matchtir-unmatched", "dra", "pure",
+                 "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "Claims:" in text and "information gain lowers" in text
     results = json.loads((out / "results.json").read_text())
-    assert {r["scheme"] for r in results["credit"]["rows"]} == {"grpo", "igpo"}  # MatchTIR needs tool calls
+    assert {r["scheme"] for r in results["credit"]["rows"]} == {"grpo", "igpo", "pure", "dra"}  # MatchTIR: tool calls
     spam = [r for r in results["exploits"]["rows"] if r["agent"] == "spam" and r["scheme"] == "matchtir-unmatched"]
     assert spam and spam[0]["margin"] > 0
     status = {c["claim"].split()[0]: c["status"] for c in results["claims"]}
     assert status["Hungarian"] == "checked" and status["gating"] == "not measured"
+    assert status["min-form"] == "checked"  # the step splitter gains under D-RA, not under PURE
+    assert status["a"] == "not measured"  # IG inflation: no DeepSearch, no language model under --quick
     for name in ("report.md", "credit.csv", "exploits.csv"):
         assert (out / name).stat().st_size > 0
 
@@ -79,3 +82,29 @@ def test_the_default_learning_plan_is_guess_number_and_deepsearch_is_asked_for_b
     assert learning_plan(build_parser().parse_args(["bench", "rewards", "--out", str(tmp_path)]), tmp_path) == []
     with pytest.raises(ConfigError, match="no learning configuration"):
         plan("--learning-envs", "ToolCall-v0")
+
+
+def test_the_igpo_lm_model_is_the_embedded_one_unless_quick_or_none():
+    import argparse
+
+    from rlvr.bench.cli import add_parser, ig_model
+
+    p = argparse.ArgumentParser()
+    add_parser(p.add_subparsers(dest="command"))
+    parse = lambda *a: p.parse_args(["bench", "rewards", *a])  # noqa: E731
+    assert ig_model(parse()) == "smollm2"
+    assert ig_model(parse("--quick")) is None
+    assert ig_model(parse("--quick", "--ig-model", "smollm2")) == "smollm2"
+    assert ig_model(parse("--ig-model", "None")) is None
+
+
+def test_the_ig_inflation_claim_reads_the_echo_rows():
+    from rlvr.bench.report import check_claims
+
+    def row(scheme, margin):
+        return {"env": "rlvr/DeepSearch-v0", "agent": "echo_answer", "scheme": scheme, "margin": margin}
+
+    claim = lambda rows: next(c for c in check_claims(None, {"rows": rows}) if "IG inflation" in c["claim"])  # noqa: E731
+    assert claim([row("igpo-lm", 0.14), row("igpo", 0.0)])["status"] == "checked"
+    assert claim([row("igpo-lm", 0.0), row("igpo", 0.0)])["status"] == "not reproduced"
+    assert claim([row("igpo", 0.0)])["status"] == "not measured"

@@ -23,7 +23,7 @@ from rlvr.agents.trajectory import Trajectory
 from rlvr.agents.vlm import is_codec
 from rlvr.errors import ConfigError
 
-__all__ = ["SFT_SEED_OFFSET", "demonstration_sequences", "sft_warmup"]
+__all__ = ["SFT_SEED_OFFSET", "demonstration_sequences", "sft_warmup", "text_sequence"]
 
 SFT_SEED_OFFSET = 2_000_000  # demonstration tasks use seeds far from training and evaluation ones
 
@@ -39,6 +39,12 @@ def _tokenise(traj: Trajectory, tokenizer: Any) -> Trajectory:
     return traj
 
 
+def text_sequence(traj: Trajectory, tokenizer: Any, renderer: TemplateRenderer | None = None) -> TokenSequence:
+    """The token sequence of a text-only trajectory (a scripted agent's, or one read back from disk), as a
+    policy with ``tokenizer`` would have seen it; its turns gain token ids and no log-probs."""
+    return build_sequence(_tokenise(traj, tokenizer), renderer or TemplateRenderer(tokenizer), require_logprobs=False)
+
+
 def demonstration_sequences(env: str, env_kwargs: dict[str, Any], tokenizer: Any, episodes: int,
                             seed: int) -> list[TokenSequence]:
     """Token-exact sequences of ``episodes`` oracle episodes of ``env`` (seeds ``seed, seed+1, ...``)."""
@@ -49,7 +55,7 @@ def demonstration_sequences(env: str, env_kwargs: dict[str, Any], tokenizer: Any
         return [demonstration_sequence(t, tokenizer) for t in trajs]
     renderer = TemplateRenderer(tokenizer)
     # behaviour cloning takes no PPO ratio: the demonstrations need no rollout log-probs
-    return [build_sequence(_tokenise(t, tokenizer), renderer, require_logprobs=False) for t in trajs]
+    return [text_sequence(t, tokenizer, renderer) for t in trajs]
 
 
 def sft_warmup(model: Any, seqs: list[TokenSequence], *, steps: int, lr: float, pad_id: int,
