@@ -56,7 +56,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--learning-lr", type=float, default=None,
                    help="learning rate of the --learning runs' RL steps (default 2e-5; the warm start keeps its own: GuessNumber 3e-5, DeepSearch 5e-5)")
     r.add_argument("--learning-envs", nargs="+", default=None, metavar="ENV",
-                   help="environments of the --learning runs (default: GuessNumber-v0, about 40 minutes on 2 cores; "
+                   help="environments of the --learning runs (default: GuessNumber-v0, about 31 minutes on 2 cores; "
                         "DeepSearch-v0 adds about an hour)")
     r.add_argument("--learning-jobs", type=int, default=2,
                    help="--learning runs at a time (each gets cores / jobs threads)")

@@ -57,6 +57,10 @@ class LearningEnv:
     shared_warm_start: bool = False
     """One warm start (the first seed's) for every seed and scheme, instead of one per seed: for
     environments whose warm start costs most of a run."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass instead of keeping them: the same values on the CPU, less
+    memory, more time (a GuessNumber run: 2.9 GB peak and 6 min 28 s with it, 3.8 GB and 5 min 29 s without).
+    For environments with long episodes, whose activations would not fit two runs side by side."""
     train: dict[str, Any] = field(default_factory=dict)
     """Further ``rlvr train`` settings of every run (flag name without dashes -> value)."""
 
@@ -69,7 +73,7 @@ LEARNING_ENVS: dict[str, LearningEnv] = {
                                       ("format", "tool_validity", "evidence", "repeat_query", "tool_error", "em", "f1",
                                        "rubric"),
                                       max_new_tokens=64, warmup_steps=6, warmup_episodes=8, steps=2, group_size=4,
-                                      warmup_lr=5e-5, shared_warm_start=True),
+                                      warmup_lr=5e-5, shared_warm_start=True, gradient_checkpointing=True),
 }
 """Environments of the learning runs and their difficulty (GuessNumber 1-4, DeepSearch 1-hop). DeepSearch
 states each relation in one wording (``paraphrase=1``: with three wordings the warm policy opened the right
@@ -102,9 +106,9 @@ the one difference is the information gain); ``gra``: G-RA gating of the process
 
 DEFAULT_LEARNING_ENVS = ("rlvr/GuessNumber-v0",)
 """Environments of ``rlvr bench rewards --learning`` unless chosen: GuessNumber, whose 6 runs (2 schemes x 3
-seeds) took 40 minutes on 2 idle cores, two at a time. DeepSearch's take about an hour more (a DeepSearch episode is
-~1,050 tokens, an RL step of 8 of them 3-7 minutes on CPU), so it is asked for by name
-(``--learning-envs GuessNumber-v0 DeepSearch-v0``) or run through the GPU script."""
+seeds) took 30 min 42 s on 2 idle cores, two at a time (40 min with gradient checkpointing). DeepSearch's
+take about an hour more (a DeepSearch episode is ~1,050 tokens, an RL step of 8 of them 3-7 minutes on CPU),
+so it is asked for by name (``--learning-envs GuessNumber-v0 DeepSearch-v0``) or run through the GPU script."""
 
 DEFAULT_LEARNING_LR = 2e-5
 """Learning rate of the RL steps of every learning run unless chosen (the warm start has its own)."""
@@ -162,7 +166,8 @@ def plan_learning(out: str | Path, schemes: Sequence[str], seeds: Sequence[int],
                         "--group-size", str(group_size or env.group_size), "--tasks-per-step", str(tasks_per_step),
                         "--env-kwargs", json.dumps({**env.kwargs, **(env_kwargs or {})}), "--output-dir", str(folder),
                         "--report-to", "none", "--no-plot", "--device", "cpu",
-                        "--gradient-checkpointing", "--optimizer", "adamw_bf16", "--logit-chunk-tokens", "64",
+                        *(("--gradient-checkpointing",) if env.gradient_checkpointing else ()),
+                        "--optimizer", "adamw_bf16", "--logit-chunk-tokens", "64",
                         "--no-save-final",
                         *extra, *LEARNING_SCHEMES[scheme](env), *(("--warm-start-from", str(owner)) if owner else ()))
                 runs.append(LearningRun(env_id, scheme, seed, folder, args, eval_every, owner))

@@ -48,6 +48,8 @@ def test_plan_parses_as_train_configs(tmp_path):
         assert TrainConfig.from_args(list(r.args)).warm_start_from == (None if r.warm_start is None else str(owner.out))
     assert ds[0].warmup_sft_lr == 5e-5 and cfg["grpo"].warmup_sft_lr == 3e-5
     assert not any(c.save_final for c in cfg.values())  # read through metrics and evaluations: no final checkpoint
+    # DeepSearch's long episodes recompute activations in the backward pass; GuessNumber's keep them (faster)
+    assert ds[0].gradient_checkpointing and not any(c.gradient_checkpointing for c in cfg.values())
 
 
 def test_learned_reads_the_gain_interval():
