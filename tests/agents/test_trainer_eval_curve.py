@@ -45,3 +45,13 @@ def test_runs_of_different_seeds_clone_disjoint_demonstrations():
         first = demonstration_seed(cfg)
         spans.append(set(range(first, first + cfg.warmup_sft_episodes)))
     assert all(not (a & b) for i, a in enumerate(spans) for b in spans[i + 1:])
+
+
+def test_runs_of_different_seeds_evaluate_on_disjoint_tasks():
+    from rlvr.agents.trainer.trainer import EVAL_SEED_OFFSET, SFT_SEED_OFFSET, eval_seed
+
+    spans = [set(range(eval_seed(c), eval_seed(c) + c.eval_episodes))
+             for c in (TrainConfig(seed=seed, eval_episodes=8) for seed in range(4))]
+    assert all(not (a & b) for i, a in enumerate(spans) for b in spans[i + 1:])
+    assert min(spans[0]) == EVAL_SEED_OFFSET  # seed 0 keeps its held-out tasks
+    assert max(spans[-1]) < SFT_SEED_OFFSET  # far from the demonstrations

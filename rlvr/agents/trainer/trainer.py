@@ -52,7 +52,7 @@ from rlvr.errors import ConfigError, RLVRError
 from rlvr.rewards.info_gain import InformationGain
 
 __all__ = ["Run", "TrainResult", "setup", "train", "train_main", "ppo_update", "first_prediction", "task_seeds",
-           "demonstration_seed", "EVAL_SEED_OFFSET"]
+           "demonstration_seed", "eval_seed", "EVAL_SEED_OFFSET"]
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation tasks use seeds far from the training ones
 
@@ -80,6 +80,12 @@ def demonstration_seed(config: TrainConfig) -> int:
     """First seed of the warm start's oracle episodes (they use ``warmup_sft_episodes`` consecutive seeds):
     runs of different seeds clone disjoint demonstrations, far from training and evaluation seeds."""
     return SFT_SEED_OFFSET + config.seed * config.warmup_sft_episodes
+
+
+def eval_seed(config: TrainConfig) -> int:
+    """First seed of the held-out evaluation episodes (they use ``eval_episodes`` consecutive seeds): runs of
+    different seeds evaluate on disjoint tasks, so their held-out successes are independent measurements."""
+    return EVAL_SEED_OFFSET + config.seed * config.eval_episodes
 
 
 def collect_groups(config: TrainConfig, agent: Any, seeds: list[int], env_kwargs: dict[str, Any],
@@ -156,7 +162,7 @@ def evaluate(model: Any, tokenizer: Any, config: TrainConfig, env_kwargs: dict[s
                 batch_size=config.rollout_batch_size, max_context=config.max_context)
     model.eval()
     with autocast():
-        trajs = rollout(config.env, agent, episodes=config.eval_episodes, seed=EVAL_SEED_OFFSET + config.seed,
+        trajs = rollout(config.env, agent, episodes=config.eval_episodes, seed=eval_seed(config),
                         concurrency=config.eval_episodes, out=out, env_kwargs=env_kwargs)
     return summarize(trajs)
 
