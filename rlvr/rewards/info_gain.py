@@ -130,11 +130,11 @@ def answer_logprobs_cached(
     ``"blocks"`` or ``"loop"``).
     """
     _check_inputs(sequences, boundaries, prefix_ids, answer_ids)
+    device = _model_device(model)
     if batch_size is None:
-        batch_size = 1 if _model_device(model).type == "cpu" else 8
+        batch_size = 1 if device.type == "cpu" else 8
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1; got {batch_size}")
-    device = _model_device(model)
     impl = getattr(getattr(model, "config", None), "_attn_implementation", None)
     if probe_mode not in ("auto", "blocks", "loop"):
         raise ConfigError(f"probe_mode must be 'auto', 'blocks' or 'loop'; got {probe_mode!r}")
