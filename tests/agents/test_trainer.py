@@ -206,6 +206,7 @@ def test_demo_summary_table_and_run(tmp_path, tok, capsys):
     cfg = demo_config(str(tmp_path / "d"))
     assert cfg.env == "rlvr/GuessNumber-v0" and cfg.eval_episodes > 0 and cfg.device == "cpu"
     assert cfg.warmup_sft_steps > 0 and cfg.eval_base and cfg.output_dir == str(tmp_path / "d")
+    assert cfg.gradient_checkpointing  # the demo's memory budget (2.5 GB), whatever the benchmark runs use
     # the demo is the learning benchmark's seed-0 GuessNumber run of its scheme, evaluated the same way
     from rlvr.agents.trainer.demo import DEMO_SCHEME
 

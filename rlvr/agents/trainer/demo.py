@@ -43,8 +43,10 @@ def demo_config(output_dir: str = "runs/demo", steps: int | None = DEMO_STEPS, s
 
     run = plan_learning(output_dir, [scheme], [0], envs=["rlvr/GuessNumber-v0"], steps=steps)[0]
     config = TrainConfig.from_args(list(run.args))
+    # activation checkpointing for the demo's memory budget (the benchmark's GuessNumber runs keep activations
+    # for speed; the values are the same)
     settings: dict[str, Any] = dict(output_dir=output_dir, eval_base=True, eval_every=0, plot=True,
-                                    report_to=TrainConfig().report_to)
+                                    report_to=TrainConfig().report_to, gradient_checkpointing=True)
     settings.update(overrides)
     return dataclasses.replace(config, **settings)
 
