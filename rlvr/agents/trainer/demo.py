@@ -21,7 +21,7 @@ from rlvr.errors import RLVRError
 __all__ = ["DEMO_SCHEME", "DEMO_STEPS", "demo_main", "demo_config", "summary_table"]
 
 
-DEMO_SCHEME = "outcome"
+DEMO_SCHEME = "igpo"
 """The reward scheme of the demo's RL phase (a scheme of :data:`rlvr.bench.learning.LEARNING_SCHEMES`)."""
 DEMO_STEPS = 2
 """RL steps of the demo: the first 2 of the benchmark run (which evaluates its held-out episodes at step 2)."""
