@@ -291,6 +291,10 @@ def collect_learning(runs: Sequence[LearningRun]) -> dict[str, Any]:
         row["learned"] = learned(row["gain"], row["gain_ci"])
         per_run = [[z for z in r["zero_adv"] if z is not None] for r in rs]
         row["zero_adv_frac"], row["zero_adv_frac_ci"] = M.mean_ci([float(np.mean(z)) for z in per_run if z])
+        # the pass rate of the first RL step's sampled rollouts: where the learning signal starts (greedy
+        # held-out success after the warm start can differ from it)
+        row["train_success_start"], row["train_success_start_ci"] = M.mean_ci(
+            [r["success"][0] for r in rs if r["success"] and r["success"][0] is not None])
         row["train_success"], row["train_success_ci"] = M.mean_ci(
             [float(np.mean([s for s in r["success"] if s is not None])) for r in rs if any(s is not None for s in r["success"])])
         rows.append(row)

@@ -19,8 +19,8 @@ __all__ = ["check_claims", "credit_table", "exploit_table", "summary", "write_of
 CREDIT_COLS = ("task", "scheme", "zero_adv_frac", "groups_per_step", "adv_energy", "sxf_pairs", "spearman", "argmax_decisive",
                "steps_to_target", "groups_to_target", "reached", "final_success", "farm_rate", "steps_to_farm", "seeds")
 OFFLINE_COLS = ("env", "scheme", "J", "zero_adv_frac", "adv_energy", "filtered", "groups", "episodes")
-LEARNING_COLS = ("env", "scheme", "held_out_warm", "held_out_after", "gain", "learned", "train_success",
-                 "zero_adv_frac", "seeds")
+LEARNING_COLS = ("env", "scheme", "held_out_warm", "held_out_after", "gain", "learned", "train_success_start",
+                 "train_success", "zero_adv_frac", "seeds")
 EXPLOIT_COLS = ("env", "scheme", "agent", "target", "J", "margin", "adv_gap", "success", "episodes")
 
 

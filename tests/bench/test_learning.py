@@ -64,7 +64,7 @@ def _fake_runner(run):
     run.out.mkdir(parents=True)
     zero = 0.75 if run.scheme == "outcome" else 0.25
     (run.out / "metrics.jsonl").write_text("".join(
-        json.dumps({"step": i, "success_rate": 0.5, "adv/zero_group_frac": zero}) + "\n" for i in range(3)))
+        json.dumps({"step": i, "success_rate": 0.25 * (i + 1), "adv/zero_group_frac": zero}) + "\n" for i in range(3)))
     for folder, wins in (("eval_warmup", [1, 0, 0, 0]), ("eval_step2", [1, 1, 0, 0]),
                          ("eval_after", [1, 1, 0, 0] if run.seed else [1, 1, 1, 0])):
         (run.out / folder).mkdir()
@@ -84,7 +84,8 @@ def test_runs_are_collected_into_rows_curves_and_the_claim(tmp_path):
     assert rows["outcome"]["held_out_warm"] == 0.25
     assert rows["outcome"]["held_out_after"] == pytest.approx(0.625)  # seeds: 3/4 and 2/4
     assert rows["outcome"]["gain"] == pytest.approx(0.375) and rows["outcome"]["learned"] == "unclear"
-    assert rows["outcome"]["train_success"] == 0.5
+    assert rows["outcome"]["train_success"] == 0.5  # steps 0.25, 0.5, 0.75
+    assert rows["outcome"]["train_success_start"] == 0.25 and rows["outcome"]["train_success_start_ci"] == [0.25, 0.25]
     curve = out["curves"]["rlvr/GuessNumber-v0/igpo"]
     assert curve["zero_adv"][0][0] == 0.25
     # held-out curve: the warm start (step 0), no evaluation at step 1, step 2, the final evaluation (step 3)
