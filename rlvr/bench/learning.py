@@ -106,8 +106,8 @@ the one difference is the information gain); ``gra``: G-RA gating of the process
 
 DEFAULT_LEARNING_ENVS = ("rlvr/GuessNumber-v0",)
 """Environments of ``rlvr bench rewards --learning`` unless chosen: GuessNumber, whose 6 runs (2 schemes x 3
-seeds) took 30 min 42 s on 2 idle cores, two at a time (40 min with gradient checkpointing). DeepSearch's
-take about an hour more (a DeepSearch episode is ~1,050 tokens, an RL step of 8 of them 3-7 minutes on CPU),
+seeds) took 30 min 42 s on 2 idle cores, two at a time (40 min with gradient checkpointing). DeepSearch's 6
+took 40 min 17 s more (a DeepSearch episode is ~1,050 tokens, an RL step of 8 of them 3-7 minutes on CPU),
 so it is asked for by name (``--learning-envs GuessNumber-v0 DeepSearch-v0``) or run through the GPU script."""
 
 DEFAULT_LEARNING_LR = 2e-5
