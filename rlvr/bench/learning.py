@@ -72,7 +72,7 @@ LEARNING_ENVS: dict[str, LearningEnv] = {
                                        "page_chars": 600},
                                       ("format", "tool_validity", "evidence", "repeat_query", "tool_error", "em", "f1",
                                        "rubric"),
-                                      max_new_tokens=64, warmup_steps=6, warmup_episodes=8, steps=2, group_size=4,
+                                      max_new_tokens=64, warmup_steps=8, warmup_episodes=24, steps=2, group_size=4,
                                       warmup_lr=5e-5, shared_warm_start=True, gradient_checkpointing=True),
 }
 """Environments of the learning runs and their difficulty (GuessNumber 1-4, DeepSearch 1-hop). DeepSearch

@@ -35,6 +35,7 @@ def test_plan_parses_as_train_configs(tmp_path):
     ds = [TrainConfig.from_args(list(r.args)) for r in runs if r.env == "rlvr/DeepSearch-v0" and r.scheme == "outcome"]
     assert ds[0].env_kwargs["hops"] == 1 and ds[0].reward_weights["evidence"] == 0.0 and ds[0].steps == 3
     assert ds[0].group_size == 4 and cfg["grpo"].group_size == 8
+    assert (ds[0].warmup_sft_steps, ds[0].warmup_sft_episodes) == (8, 24)  # its start in the 30-70% band
     assert "outcome" not in ds[0].reward_weights
     with pytest.raises(ConfigError, match="no learning configuration"):
         plan_learning(tmp_path, ["carr"], [0])
