@@ -57,7 +57,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="learning rate of the --learning runs' RL steps (default 2e-5; the warm start keeps its own: GuessNumber 3e-5, DeepSearch 5e-5)")
     r.add_argument("--learning-envs", nargs="+", default=None, metavar="ENV",
                    help="environments of the --learning runs (default: GuessNumber-v0, about 31 minutes on 2 cores; "
-                        "DeepSearch-v0 adds about 40 minutes)")
+                        "DeepSearch-v0 adds about 55 minutes)")
     r.add_argument("--learning-jobs", type=int, default=2,
                    help="--learning runs at a time (each gets cores / jobs threads)")
     r.add_argument("--ig-model", default=None, metavar="MODEL",

@@ -77,8 +77,8 @@ LEARNING_ENVS: dict[str, LearningEnv] = {
 }
 """Environments of the learning runs and their difficulty (GuessNumber 1-4, DeepSearch 1-hop). DeepSearch
 states each relation in one wording (``paraphrase=1``: with three wordings the warm policy opened the right
-page but named the wrong fact, 8% held-out success against 25-38% with one), and shows 3 results of
-120-character snippets and pages of 600 characters (the oracle still answers every question): an episode is
+page but named the wrong fact, 8% held-out success against 29% with one; a warm start of 8 steps on 24
+oracle episodes raised it to 42%), and shows 3 results of 120-character snippets and pages of 600 characters (the oracle still answers every question): an episode is
 ~1,050 tokens instead of ~1,300; on 2 CPU cores a forward and backward pass runs at ~90 tokens/s, so its one
 warm start (shared by every seed) and its updates dominate the benchmark's time."""
 
@@ -107,7 +107,7 @@ the one difference is the information gain); ``gra``: G-RA gating of the process
 DEFAULT_LEARNING_ENVS = ("rlvr/GuessNumber-v0",)
 """Environments of ``rlvr bench rewards --learning`` unless chosen: GuessNumber, whose 6 runs (2 schemes x 3
 seeds) took 30 min 42 s on 2 idle cores, two at a time (40 min with gradient checkpointing). DeepSearch's 6
-took 40 min 17 s more (a DeepSearch episode is ~1,050 tokens, an RL step of 8 of them 3-7 minutes on CPU),
+took 53 min 51 s more (a DeepSearch episode is ~1,050 tokens, an RL step of 8 of them 3-7 minutes on CPU),
 so it is asked for by name (``--learning-envs GuessNumber-v0 DeepSearch-v0``) or run through the GPU script."""
 
 DEFAULT_LEARNING_LR = 2e-5
