@@ -36,6 +36,7 @@ from typing import Any
 import gymnasium as gym
 
 import rlvr  # noqa: F401
+from rlvr._tar import extract_data
 from rlvr.agents.trajectory import Turn
 from rlvr.envs.guess_number import GuessNumberEnv
 
@@ -147,7 +148,7 @@ def extract_revision(ref: str, into: Path) -> Path:
         raise SystemExit(f"--before {ref!r}: git archive failed: {r.stderr.decode(errors='replace').strip()} "
                          "(give a commit of this repository, e.g. --before HEAD~1)")
     with tarfile.open(fileobj=io.BytesIO(r.stdout)) as tar:
-        tar.extractall(into, filter="data")
+        extract_data(tar, into)
     return into
 
 

@@ -136,7 +136,8 @@ def unpack(store: Path) -> tuple[Path, Path]:
     root = store / "unpacked"
     if not (root / "model" / "config.json").is_file():
         with tarfile.open(fileobj=io.BytesIO(join_parts(store))) as tar:
-            tar.extractall(root, filter="data")
+            # our own archive; rlvr (and its safe extraction) is importable only once it is unpacked
+            tar.extractall(root, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     return root / "model", root / "site"
 
 

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Sequence
 
+from rlvr._tar import extract_data
 from rlvr.caches import cache_dir
 from rlvr.envs.swe.errors import EngineUnavailable, SandboxError, SandboxLost
 from rlvr.envs.swe.sandbox import (
@@ -99,7 +100,7 @@ class BwrapSandbox(Sandbox):
         self._check_open()
         target = self._host_path(dest)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
-            tf.extractall(target, filter="data")
+            extract_data(tf, target)
 
     def get_archive(self, path):
         self._check_open()
