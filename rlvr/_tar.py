@@ -26,9 +26,9 @@ def extract_data(tf: tarfile.TarFile, target: PathLike) -> None:
 
     Leading slashes are stripped from member names. Refused with a :class:`tarfile.TarError`: names
     that lead outside ``target``, symbolic or hard links pointing outside it (also through links
-    extracted earlier), absolute link targets, device and FIFO members. Owners are not restored; setuid/setgid/sticky and
-    group/other write bits are cleared; the owner can always read and write. As with the ``data``
-    filter, members before the refused one are already written.
+    extracted earlier), absolute link targets, device and FIFO members. Owners are not restored;
+    setuid/setgid/sticky and group/other write bits are cleared; the owner can always read and write.
+    As with the ``data`` filter, members before the refused one are already written.
     """
     if HAS_DATA_FILTER:
         tf.extractall(target, filter="data")

@@ -50,7 +50,7 @@ def test_extracts_files_dirs_and_inner_links_keeping_exec_bits(mode, tmp_path):
     assert run.read_bytes().startswith(b"#!/bin/sh")
     perm = stat.S_IMODE(run.stat().st_mode)
     assert perm & stat.S_IXUSR, "the owner's exec bit survives"
-    assert not perm & (stat.S_ISUID | stat.S_IWGRP | stat.S_IWOTH), f"setuid and group/other write cleared: {perm:o}"
+    assert not perm & (stat.S_ISUID | stat.S_IWGRP | stat.S_IWOTH), f"setuid, group/other write cleared: {perm:o}"
     assert (tmp_path / "pkg" / "alias").read_bytes() == b"data"
     assert (tmp_path / "pkg" / "hard").read_bytes() == b"data"
 
