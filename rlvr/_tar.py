@@ -1,8 +1,8 @@
 """Safe tar extraction on every Python 3.11, including 3.11.0-3.11.3 (Debian 12's 3.11.2).
 
 ``TarFile.extractall(filter="data")`` arrived in Python 3.11.4. Where it exists :func:`extract_data`
-uses it; elsewhere it applies the same rules itself before extracting, so an archive that would
-escape the destination is refused the same way on every interpreter, never unpacked unchecked.
+uses it; elsewhere it applies the same rules itself to each member as it extracts, so an archive
+that would escape the destination is refused on every interpreter, never unpacked unchecked.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import os
 import stat
 import tarfile
 
+from rlvr.errors import ConfigError
+
 PathLike = str | os.PathLike[str]
 
 HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 
 
-class UnsafeArchiveMember(tarfile.TarError):
+class UnsafeArchiveMember(ConfigError, tarfile.TarError):
     """A member the ``data`` filter refuses: outside the destination, a device, or a link that escapes."""
 
 

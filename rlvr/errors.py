@@ -5,7 +5,8 @@ Exception tree: every exception class rlvr defines derives from :class:`RLVRErro
 
     RLVRError
     ├── ConfigError (also ValueError)   bad configuration, keyword arguments or input files; raised before work starts
-    │   └── rlvr.envs.swe.errors.TaskError        a SWE task record is malformed or its repository / image is missing
+    │   ├── rlvr.envs.swe.errors.TaskError        a SWE task record is malformed or its repository / image is missing
+    │   └── rlvr._tar.UnsafeArchiveMember (also tarfile.TarError)  a tar member that would leave its destination
     ├── ModelLoadError                  a model or tokenizer could not be located, verified or loaded
     ├── AgentError                      an agent backend failed (server down, bad response, timeouts exhausted)
     ├── NoOracleError                   an environment has no gold action for its current state
