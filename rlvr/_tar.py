@@ -38,7 +38,7 @@ def extract_data(tf: tarfile.TarFile, target: PathLike) -> None:
     root = os.path.realpath(target)
     for member in tf.getmembers():
         # checked one by one against the disk as it stands, so links extracted earlier are followed
-        tf.extractall(root, members=[data_member(member, root)], numeric_owner=True)
+        tf.extract(data_member(member, root), root, numeric_owner=True)
 
 
 def _inside(root: str, path: str) -> bool:
@@ -67,15 +67,13 @@ def data_member(member: tarfile.TarInfo, root: str) -> tarfile.TarInfo:
                                       f"{root!r}")
     out = copy.copy(member)
     out.name = name
-    mode = member.mode
-    if mode is not None:
-        mode &= ~(stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH)
-        mode |= stat.S_IRUSR | stat.S_IWUSR
-        if member.isreg() and not mode & stat.S_IXUSR:
-            mode &= ~(stat.S_IXGRP | stat.S_IXOTH)
-        if member.isdir():
-            mode |= stat.S_IXUSR
-        out.mode = mode
+    mode = member.mode & ~(stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH)
+    mode |= stat.S_IRUSR | stat.S_IWUSR
+    if member.isreg() and not mode & stat.S_IXUSR:
+        mode &= ~(stat.S_IXGRP | stat.S_IXOTH)
+    if member.isdir():
+        mode |= stat.S_IXUSR
+    out.mode = mode
     out.uid, out.gid = os.getuid(), os.getgid()  # chown (as root only) keeps the extractor's owner
     out.uname = out.gname = ""
     return out
